@@ -1,0 +1,55 @@
+// swift-tools-version:6.0
+// sskd: layers import downward only (see README "Architecture").
+//   sskd (CLI) -> SSKDLua -> SSKDTrain -> SSKDData, SSKDOptim -> SSKDNN -> SSKDTensor -> COpenBLAS
+import PackageDescription
+
+// Release builds: AVX2 + FMA (haswell) and no exclusivity checks in the hot loops.
+let fast: [SwiftSetting] = [
+    .unsafeFlags(["-target-cpu", "haswell", "-enforce-exclusivity=unchecked"], .when(configuration: .release)),
+]
+let fastC: [CSetting] = [
+    .unsafeFlags(["-O3", "-march=haswell"], .when(configuration: .release)),
+]
+
+let package = Package(
+    name: "sskd",
+    products: [
+        .executable(name: "sskd", targets: ["sskd"]),
+        .library(name: "SSKDTensor", targets: ["SSKDTensor"]),
+        .library(name: "SSKDNN", targets: ["SSKDNN"]),
+        .library(name: "SSKDLua", targets: ["SSKDLua"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // System libraries (Debian: libopenblas-dev, liblua5.4-dev, libpng-dev, libjpeg-dev, zlib1g-dev, libedit-dev).
+        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CLua", pkgConfig: "lua5.4", providers: [.apt(["liblua5.4-dev"])]),
+        .systemLibrary(name: "CImageCodecs", providers: [.apt(["libpng-dev", "libjpeg-dev", "zlib1g-dev"])]),
+        .systemLibrary(name: "CEditLine", pkgConfig: "libedit", providers: [.apt(["libedit-dev"])]),
+
+        // Layers.
+        .target(name: "SSKDTensor", dependencies: ["COpenBLAS"], swiftSettings: fast),
+        .target(name: "SSKDNN", dependencies: ["SSKDTensor"], swiftSettings: fast),
+        .target(name: "SSKDOptim", dependencies: ["SSKDNN", "SSKDTensor"], swiftSettings: fast),
+        .target(name: "SSKDData", dependencies: ["SSKDTensor", "CImageCodecs"], swiftSettings: fast),
+        .target(name: "SSKDTrain", dependencies: ["SSKDData", "SSKDOptim", "SSKDNN", "SSKDTensor"], swiftSettings: fast),
+        // The only C code of our own: trampolines that raise Lua errors after Swift has returned.
+        .target(name: "CLuaShim", dependencies: ["CLua"], cSettings: fastC),
+        .target(name: "SSKDLua", dependencies: ["CLuaShim", "CLua", "CEditLine", "SSKDTrain", "SSKDData", "SSKDOptim", "SSKDNN", "SSKDTensor"], swiftSettings: fast),
+        .executableTarget(name: "sskd", dependencies: [
+            "SSKDLua", "SSKDTrain", "SSKDData", "SSKDOptim", "SSKDNN", "SSKDTensor",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], swiftSettings: fast),
+
+        // Tests mirror Sources.
+        .testTarget(name: "SSKDTensorTests", dependencies: ["SSKDTensor"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "SSKDNNTests", dependencies: ["SSKDNN", "SSKDTensor"]),
+        .testTarget(name: "SSKDOptimTests", dependencies: ["SSKDOptim", "SSKDNN", "SSKDTensor"]),
+        .testTarget(name: "SSKDDataTests", dependencies: ["SSKDData", "SSKDTensor"]),
+        .testTarget(name: "SSKDTrainTests", dependencies: ["SSKDTrain"]),
+        .testTarget(name: "SSKDLuaTests", dependencies: ["SSKDLua"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,1 @@
+// Trampolines: see include/sskd_lua_shim.h

@@ -1,0 +1,1 @@
+// SSKDData: filled by its issue.

@@ -1,0 +1,1 @@
+// SSKDLua: filled by its issue.

@@ -1,0 +1,1 @@
+// SSKDNN: filled by its issue.

@@ -1,0 +1,1 @@
+// SSKDOptim: filled by its issue.

@@ -1,0 +1,118 @@
+/// One recorded operation of the autograd graph.
+///
+/// A node holds the op's differentiable inputs and a closure that maps the gradient of the op's
+/// output to gradients of those inputs (nil where an input needs none). `backward()` releases
+/// both after use unless asked to retain the graph.
+public final class Node {
+    /// The op's name, for error messages and `gradFn` printing (`"add"`, `"conv2d"`, ...).
+    public let name: String
+    var inputs: [Tensor]
+    var backwardFn: ((Tensor) throws -> [Tensor?])?
+
+    init(name: String, inputs: [Tensor], backward: @escaping (Tensor) throws -> [Tensor?]) {
+        self.name = name
+        self.inputs = inputs
+        self.backwardFn = backward
+    }
+}
+
+/// Whether ops record themselves for autograd (the `torch.no_grad()` switch).
+public enum GradMode {
+    nonisolated(unsafe) public static var isEnabled = true
+}
+
+/// Runs `body` with gradient recording switched off, like `with torch.no_grad():`.
+@discardableResult
+public func withNoGrad<T>(_ body: () throws -> T) rethrows -> T {
+    let saved = GradMode.isEnabled
+    GradMode.isEnabled = false
+    defer { GradMode.isEnabled = saved }
+    return try body()
+}
+
+/// Records `out` as the result of op `name` on `inputs` when grad mode is on and any input
+/// requires grad. `backward` receives d(loss)/d(out) (shaped like `out`) and returns one gradient
+/// per input, in order, each shaped like its input (or nil). It runs with grad mode off.
+@inline(__always)
+public func record(_ out: Tensor, _ name: String, _ inputs: [Tensor], _ backward: @escaping (Tensor) throws -> [Tensor?]) -> Tensor {
+    guard GradMode.isEnabled, inputs.contains(where: { $0.requiresGrad }) else { return out }
+    out.requiresGrad = true
+    out.gradFn = Node(name: name, inputs: inputs, backward: backward)
+    return out
+}
+
+extension Tensor {
+    /// Backpropagates from this tensor, accumulating `.grad` on every leaf that requires grad.
+    ///
+    /// - Parameters:
+    ///   - gradient: d(loss)/d(self); may be omitted only for a one-element tensor (then 1).
+    ///   - retainGraph: keep the graph for a second backward (default: release it, like PyTorch).
+    public func backward(_ gradient: Tensor? = nil, retainGraph: Bool = false) throws {
+        guard requiresGrad else { throw TensorError("backward", "tensor does not require grad and has no grad_fn") }
+        let seed: Tensor
+        if let g = gradient {
+            guard g.shape == shape else { throw TensorError("backward", "gradient shape \(fmt(g.shape)) does not match tensor shape \(fmt(shape))") }
+            seed = g.detach()
+        } else {
+            guard count == 1 else { throw TensorError("backward", "grad can be implicitly created only for one-element outputs, got shape \(fmt(shape)); pass a gradient") }
+            seed = Tensor.ones(like: self)
+        }
+        try withNoGrad {
+            guard let root = gradFn else {
+                accumulateLeafGrad(self, seed)
+                return
+            }
+            // Topological order of nodes (post-order DFS, iterative to survive deep graphs).
+            var order: [Node] = []
+            var visited = Set<ObjectIdentifier>()
+            var stack: [(Node, Int)] = [(root, 0)]
+            visited.insert(ObjectIdentifier(root))
+            while let (node, i) = stack.popLast() {
+                if i < node.inputs.count {
+                    stack.append((node, i + 1))
+                    if let child = node.inputs[i].gradFn, visited.insert(ObjectIdentifier(child)).inserted {
+                        stack.append((child, 0))
+                    }
+                } else {
+                    order.append(node)
+                }
+            }
+            var pending: [ObjectIdentifier: Tensor] = [ObjectIdentifier(root): seed]
+            for node in order.reversed() {
+                guard let g = pending.removeValue(forKey: ObjectIdentifier(node)) else { continue }
+                guard let fn = node.backwardFn else {
+                    throw TensorError("backward", "trying to backward through the graph a second time (op \(node.name)); its buffers were freed. Pass retainGraph: true the first time")
+                }
+                let grads = try fn(g)
+                for (input, gi) in zip(node.inputs, grads) {
+                    guard let gi, input.requiresGrad else { continue }
+                    guard gi.shape == input.shape else {
+                        throw TensorError("backward", "internal: op \(node.name) produced gradient of shape \(fmt(gi.shape)) for input of shape \(fmt(input.shape))")
+                    }
+                    if let child = input.gradFn {
+                        let key = ObjectIdentifier(child)
+                        if let acc = pending[key] { pending[key] = try acc + gi } else { pending[key] = gi }
+                    } else {
+                        accumulateLeafGrad(input, gi)
+                    }
+                }
+                if !retainGraph {
+                    node.backwardFn = nil
+                    node.inputs = []
+                }
+            }
+        }
+    }
+}
+
+/// Adds `g` into `leaf.grad`, giving the leaf its own gradient buffer the first time.
+@inline(__always) func accumulateLeafGrad(_ leaf: Tensor, _ g: Tensor) {
+    if let acc = leaf.grad {
+        let a = acc.data, b = g.data
+        parallelFor(acc.count) { r in for i in r { a[i] += b[i] } }
+    } else {
+        let own = Tensor(g.shape, zeroed: false)
+        own.data.update(from: g.data, count: g.count)
+        leaf.grad = own
+    }
+}

@@ -1,0 +1,164 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// Elementwise arithmetic (NumPy broadcasting) and unary math, each with its gradient.
+// Gradients of broadcast operands are summed back to the operand's shape.
+
+extension Tensor {
+    public func add(_ other: Tensor) throws -> Tensor {
+        let out = try broadcastBinary(self, other, op: "add", +)
+        return record(out, "add", [self, other]) { [a = self, b = other] g in
+            [a.requiresGrad ? try a.reduceGrad(g) : nil, b.requiresGrad ? try b.reduceGrad(g) : nil]
+        }
+    }
+
+    public func sub(_ other: Tensor) throws -> Tensor {
+        let out = try broadcastBinary(self, other, op: "sub", -)
+        return record(out, "sub", [self, other]) { [a = self, b = other] g in
+            [a.requiresGrad ? try a.reduceGrad(g) : nil, b.requiresGrad ? try b.reduceGrad(unaryMap(g) { -$0 }) : nil]
+        }
+    }
+
+    public func mul(_ other: Tensor) throws -> Tensor {
+        let out = try broadcastBinary(self, other, op: "mul", *)
+        return record(out, "mul", [self, other]) { [a = self, b = other] g in
+            [a.requiresGrad ? try a.reduceGrad(broadcastBinary(g, b, op: "mul", *)) : nil,
+             b.requiresGrad ? try b.reduceGrad(broadcastBinary(g, a, op: "mul", *)) : nil]
+        }
+    }
+
+    public func div(_ other: Tensor) throws -> Tensor {
+        let out = try broadcastBinary(self, other, op: "div", /)
+        return record(out, "div", [self, other]) { [a = self, b = other] g in
+            // d(a/b)/da = 1/b ; d(a/b)/db = -a/b^2 = -out/b
+            [a.requiresGrad ? try a.reduceGrad(broadcastBinary(g, b, op: "div", /)) : nil,
+             b.requiresGrad ? try b.reduceGrad(broadcastBinary(broadcastBinary(g, out, op: "mul", *), b, op: "div") { -$0 / $1 }) : nil]
+        }
+    }
+
+    /// self ^ other elementwise with broadcasting.
+    public func pow(_ other: Tensor) throws -> Tensor {
+        let out = try broadcastBinary(self, other, op: "pow") { scalarPow($0, $1) }
+        return record(out, "pow", [self, other]) { [a = self, b = other] g in
+            var ga: Tensor? = nil, gb: Tensor? = nil
+            if a.requiresGrad {
+                // b * a^(b-1)
+                let d = try broadcastBinary(a, b, op: "pow") { x, y in y == 0 ? 0 : y * scalarPow(x, y - 1) }
+                ga = try a.reduceGrad(broadcastBinary(g, d, op: "mul", *))
+            }
+            if b.requiresGrad {
+                // a^b * log(a), taken as 0 where a == 0 and b >= 0 (PyTorch's convention)
+                let la = unaryMap(a) { $0 == 0 ? 0 : logf($0) }
+                let d = try broadcastBinary(out, la, op: "mul", *)
+                gb = try b.reduceGrad(broadcastBinary(g, d, op: "mul", *))
+            }
+            return [ga, gb]
+        }
+    }
+
+    /// self ^ exponent.
+    public func pow(_ exponent: Float) throws -> Tensor {
+        let e = exponent
+        let out: Tensor
+        if e == 2 { out = unaryMap(self) { $0 * $0 } }
+        else if e == 0.5 { out = unaryMap(self) { $0.squareRoot() } }
+        else { out = unaryMap(self) { scalarPow($0, e) } }
+        return record(out, "pow", [self]) { [a = self] g in
+            if e == 0 { return [Tensor.zeros(like: a)] }
+            if e == 2 { return [zipMap(g, a) { $0 * 2 * $1 }] }
+            return [zipMap(g, a) { gg, x in gg * e * scalarPow(x, e - 1) }]
+        }
+    }
+
+    public func neg() -> Tensor {
+        let out = unaryMap(self) { -$0 }
+        return record(out, "neg", [self]) { g in [unaryMap(g) { -$0 }] }
+    }
+
+    public func exp() -> Tensor {
+        let out = unaryMap(self) { expf($0) }
+        return record(out, "exp", [self]) { g in [zipMap(g, out, *)] }
+    }
+
+    public func log() -> Tensor {
+        let out = unaryMap(self) { logf($0) }
+        return record(out, "log", [self]) { [a = self] g in [zipMap(g, a, /)] }
+    }
+
+    public func sqrt() -> Tensor {
+        let out = unaryMap(self) { $0.squareRoot() }
+        return record(out, "sqrt", [self]) { g in [zipMap(g, out) { $0 / (2 * $1) }] }
+    }
+
+    public func abs() -> Tensor {
+        let out = unaryMap(self) { Swift.abs($0) }
+        // sign(x), 0 at 0 like PyTorch
+        return record(out, "abs", [self]) { [a = self] g in [zipMap(g, a) { gg, x in x > 0 ? gg : (x < 0 ? -gg : 0) }] }
+    }
+
+    public func sigmoid() -> Tensor {
+        let out = unaryMap(self) { x in x >= 0 ? 1 / (1 + expf(-x)) : expf(x) / (1 + expf(x)) }
+        return record(out, "sigmoid", [self]) { g in [zipMap(g, out) { gg, s in gg * s * (1 - s) }] }
+    }
+
+    public func tanh() -> Tensor {
+        let out = unaryMap(self) { tanhf($0) }
+        return record(out, "tanh", [self]) { g in [zipMap(g, out) { gg, t in gg * (1 - t * t) }] }
+    }
+
+    public func relu() -> Tensor {
+        let out = unaryMap(self) { $0 > 0 ? $0 : 0 }
+        return record(out, "relu", [self]) { g in [zipMap(g, out) { gg, y in y > 0 ? gg : 0 }] }
+    }
+
+    /// Clamps to [min, max] (either bound may be nil). The gradient passes where min <= x <= max.
+    public func clamp(min lo: Float? = nil, max hi: Float? = nil) throws -> Tensor {
+        guard lo != nil || hi != nil else { throw TensorError("clamp", "at least one of min and max must be given") }
+        if let lo, lo.isNaN { throw TensorError("clamp", "min is NaN") }
+        if let hi, hi.isNaN { throw TensorError("clamp", "max is NaN") }
+        let l = lo ?? -.infinity, h = hi ?? .infinity
+        let out = unaryMap(self) { x in Swift.min(Swift.max(x, l), h) }
+        return record(out, "clamp", [self]) { [a = self] g in [zipMap(g, a) { gg, x in (x >= l && x <= h) ? gg : 0 }] }
+    }
+
+    // Scalar conveniences (the scalar is a constant).
+    public func add(_ s: Float) -> Tensor {
+        let out = unaryMap(self) { $0 + s }
+        return record(out, "add", [self]) { g in [g] }
+    }
+    public func mul(_ s: Float) -> Tensor {
+        let out = unaryMap(self) { $0 * s }
+        return record(out, "mul", [self]) { g in [unaryMap(g) { $0 * s }] }
+    }
+    public func sub(_ s: Float) -> Tensor { add(-s) }
+    public func div(_ s: Float) -> Tensor { mul(1 / s) }
+    /// s - self
+    public func rsub(_ s: Float) -> Tensor {
+        let out = unaryMap(self) { s - $0 }
+        return record(out, "rsub", [self]) { g in [unaryMap(g) { -$0 }] }
+    }
+    /// s / self
+    public func rdiv(_ s: Float) -> Tensor {
+        let out = unaryMap(self) { s / $0 }
+        return record(out, "rdiv", [self]) { [a = self] g in [zipMap(g, a) { gg, x in -gg * s / (x * x) }] }
+    }
+}
+
+@inline(__always) func scalarPow(_ x: Float, _ y: Float) -> Float { powf(x, y) }
+
+// MARK: - Operators (throwing: shape errors surface as TensorError)
+
+public func + (a: Tensor, b: Tensor) throws -> Tensor { try a.add(b) }
+public func - (a: Tensor, b: Tensor) throws -> Tensor { try a.sub(b) }
+public func * (a: Tensor, b: Tensor) throws -> Tensor { try a.mul(b) }
+public func / (a: Tensor, b: Tensor) throws -> Tensor { try a.div(b) }
+public func + (a: Tensor, s: Float) -> Tensor { a.add(s) }
+public func - (a: Tensor, s: Float) -> Tensor { a.sub(s) }
+public func * (a: Tensor, s: Float) -> Tensor { a.mul(s) }
+public func / (a: Tensor, s: Float) -> Tensor { a.div(s) }
+public func + (s: Float, a: Tensor) -> Tensor { a.add(s) }
+public func - (s: Float, a: Tensor) -> Tensor { a.rsub(s) }
+public func * (s: Float, a: Tensor) -> Tensor { a.mul(s) }
+public func / (s: Float, a: Tensor) -> Tensor { a.rdiv(s) }
+public prefix func - (a: Tensor) -> Tensor { a.neg() }

@@ -1,0 +1,60 @@
+import COpenBLAS
+
+/// C[m,n] (+)= op(A) op(B) through `cblas_sgemm`, row-major. `transA`: A is stored [k,m].
+/// `beta` 0 overwrites C, 1 accumulates into it.
+@inline(__always)
+public func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
+                  a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                  beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
+    Runtime.ensureInitialised()
+    if m == 0 || n == 0 { return }
+    if k == 0 {
+        if beta == 0 { for i in 0..<m { (c + i * ldc).update(repeating: 0, count: n) } }
+        return
+    }
+    cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+}
+
+extension Tensor {
+    /// Matrix product with `torch.matmul`'s rules: 1-D operands are promoted (and the added dim
+    /// removed), batch dims broadcast, and each batch runs one sgemm.
+    public func matmul(_ other: Tensor) throws -> Tensor {
+        guard dim >= 1, other.dim >= 1 else { throw TensorError("matmul", "both arguments need at least 1 dim, got \(fmt(shape)) and \(fmt(other.shape))") }
+        let a2 = dim == 1 ? try unsqueeze(0) : self
+        let b2 = other.dim == 1 ? try other.unsqueeze(1) : other
+        let (m, k) = (a2.shape[a2.dim - 2], a2.shape[a2.dim - 1])
+        let (k2, n) = (b2.shape[b2.dim - 2], b2.shape[b2.dim - 1])
+        guard k == k2 else { throw TensorError("matmul", "shapes \(fmt(shape)) and \(fmt(other.shape)) cannot be multiplied (\(m)x\(k) and \(k2)x\(n))") }
+        let batchA = Array(a2.shape.dropLast(2)), batchB = Array(b2.shape.dropLast(2))
+        let batch = try broadcastShapes(batchA, batchB, op: "matmul")
+        let ea = try broadcastTo(a2.detach(), batch + [m, k]), eb = try broadcastTo(b2.detach(), batch + [k, n])
+        let nb = batch.reduce(1, *)
+        let out = Tensor(batch + [m, n], zeroed: false)
+        for i in 0..<nb {
+            sgemm(transA: false, transB: false, m: m, n: n, k: k, a: ea.data + i * m * k, lda: k, b: eb.data + i * k * n, ldb: n, c: out.data + i * m * n, ldc: n)
+        }
+        var result = out
+        if dim == 1 { result = try result.squeeze(result.dim - 2) }
+        if other.dim == 1 { result = try result.squeeze(result.dim - 1) }
+        let finalShape = result.shape
+        let r = Tensor(shape: finalShape, storage: out.storage)
+        return record(r, "matmul", [self, other]) { [a = self, b = other] g in
+            let g3 = try g.reshape(batch + [m, n])
+            var ga: Tensor? = nil, gb: Tensor? = nil
+            if a.requiresGrad {
+                // dA = dC B^T
+                let t = Tensor(batch + [m, k], zeroed: false)
+                for i in 0..<nb { sgemm(transA: false, transB: true, m: m, n: k, k: n, a: g3.data + i * m * n, lda: n, b: eb.data + i * k * n, ldb: n, c: t.data + i * m * k, ldc: k) }
+                ga = try t.sumTo(a2.shape).reshape(a.shape)
+            }
+            if b.requiresGrad {
+                // dB = A^T dC
+                let t = Tensor(batch + [k, n], zeroed: false)
+                for i in 0..<nb { sgemm(transA: true, transB: false, m: k, n: n, k: m, a: ea.data + i * m * k, lda: k, b: g3.data + i * m * n, ldb: n, c: t.data + i * k * n, ldc: n) }
+                gb = try t.sumTo(b2.shape).reshape(b.shape)
+            }
+            return [ga, gb]
+        }
+    }
+}

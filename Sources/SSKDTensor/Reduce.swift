@@ -1,0 +1,159 @@
+// Reductions over any set of axes, with keepdim. Axes may be negative; an empty axis list
+// (the default) reduces over all dims. Gradients are written with broadcasting.
+
+/// Validated, sorted, de-duplicated axes; all axes when `axes` is nil or empty.
+func normalizeAxes(_ axes: [Int]?, _ rank: Int, op: String) throws -> [Int] {
+    guard let axes, !axes.isEmpty else { return Array(0..<rank) }
+    var out = Set<Int>()
+    for a in axes {
+        let n = try normalizeAxis(a, rank, op: op)
+        guard out.insert(n).inserted else { throw TensorError(op, "dim \(a) appears more than once in \(axes)") }
+    }
+    return out.sorted()
+}
+
+/// Shape after reducing `axes` (kept as 1 when keepdim).
+func reducedShape(_ shape: [Int], _ axes: [Int], keepdim: Bool) -> [Int] {
+    var out: [Int] = []
+    for (i, d) in shape.enumerated() {
+        if axes.contains(i) { if keepdim { out.append(1) } } else { out.append(d) }
+    }
+    return out
+}
+
+/// Reduces `x` over `axes` into a keepdim-shaped output with a combine function and identity.
+/// Accumulation order is fixed by the shapes only (never by the thread count).
+@inline(__always)
+func reduceKernel(_ x: Tensor, _ axes: [Int], identity: Float, _ combine: (Float, Float) -> Float) -> Tensor {
+    let keep = reducedShape(x.shape, axes, keepdim: true)
+    let out = Tensor(keep, zeroed: false)
+    out.data.update(repeating: identity, count: out.count)
+    if x.count == 0 { return out }
+    let o = out.data, p = x.data
+    // Fast path: reduce trailing dims (rows of a matrix), parallel over rows.
+    let rank = x.shape.count
+    if axes == Array((rank - axes.count)..<rank) {
+        let n = x.shape[(rank - axes.count)...].reduce(1, *)
+        let rows = x.count / max(n, 1)
+        parallelFor(rows, grain: max(1, 32768 / max(n, 1))) { rr in
+            for r in rr {
+                var acc = identity
+                let row = p + r * n
+                for i in 0..<n { acc = combine(acc, row[i]) }
+                o[r] = acc
+            }
+        }
+        return out
+    }
+    // General path: walk the input row-major; the output is an operand with stride 0 on reduced dims.
+    let plan = LoopPlan(shape: x.shape, operandStrides: [contiguousStrides(x.shape), broadcastStrides(keep, to: x.shape)])
+    let n = plan.inner, so = plan.strides[1].last!
+    // Leading-axis reductions (e.g. a bias gradient) parallelise over output columns.
+    for r in 0..<plan.rows {
+        let pi = p + plan.rowOffset(r, 0), po = o + plan.rowOffset(r, 1)
+        if so == 0 {
+            var acc = po[0]
+            for i in 0..<n { acc = combine(acc, pi[i]) }
+            po[0] = acc
+        } else {
+            for i in 0..<n { po[i] = combine(po[i], pi[i]) }
+        }
+    }
+    return out
+}
+
+extension Tensor {
+    /// Sum over `axes` (all when empty).
+    public func sum(_ axes: [Int] = [], keepdim: Bool = false) throws -> Tensor {
+        let ax = try normalizeAxes(axes, dim, op: "sum")
+        let k = reduceKernel(self, ax, identity: 0, +)
+        let out = try k.reshape(reducedShape(shape, ax, keepdim: keepdim))
+        return record(out, "sum", [self]) { [shape] g in
+            [try broadcastTo(g.reshape(k.shape), shape)]
+        }
+    }
+
+    public func sum(_ axis: Int, keepdim: Bool = false) throws -> Tensor { try sum([axis], keepdim: keepdim) }
+
+    /// Mean over `axes` (all when empty).
+    public func mean(_ axes: [Int] = [], keepdim: Bool = false) throws -> Tensor {
+        let ax = try normalizeAxes(axes, dim, op: "mean")
+        let n = ax.reduce(1) { $0 * shape[$1] }
+        guard n > 0 else { throw TensorError("mean", "mean of an empty selection (shape \(fmt(shape)))") }
+        return try sum(ax, keepdim: keepdim).mul(1 / Float(n))
+    }
+
+    public func mean(_ axis: Int, keepdim: Bool = false) throws -> Tensor { try mean([axis], keepdim: keepdim) }
+
+    /// Maximum over `axes` (all when empty), like `torch.amax`. The gradient is shared equally by tied maxima.
+    public func max(_ axes: [Int] = [], keepdim: Bool = false) throws -> Tensor { try extreme(axes, keepdim: keepdim, isMax: true) }
+    public func max(_ axis: Int, keepdim: Bool = false) throws -> Tensor { try max([axis], keepdim: keepdim) }
+
+    /// Minimum over `axes` (all when empty), like `torch.amin`.
+    public func min(_ axes: [Int] = [], keepdim: Bool = false) throws -> Tensor { try extreme(axes, keepdim: keepdim, isMax: false) }
+    public func min(_ axis: Int, keepdim: Bool = false) throws -> Tensor { try min([axis], keepdim: keepdim) }
+
+    private func extreme(_ axes: [Int], keepdim: Bool, isMax: Bool) throws -> Tensor {
+        let name = isMax ? "max" : "min"
+        guard count > 0 else { throw TensorError(name, "reduction of an empty tensor (shape \(fmt(shape)))") }
+        let ax = try normalizeAxes(axes, dim, op: name)
+        for a in ax where shape[a] == 0 { throw TensorError(name, "reduction over dim \(a) of size 0") }
+        // NaN propagates, as in PyTorch.
+        let k = isMax
+            ? reduceKernel(self, ax, identity: -.infinity) { a, b in (a.isNaN || b > a) ? (a.isNaN ? a : b) : a }
+            : reduceKernel(self, ax, identity: .infinity) { a, b in (a.isNaN || b < a) ? (a.isNaN ? a : b) : a }
+        let out = try k.reshape(reducedShape(shape, ax, keepdim: keepdim))
+        return record(out, name, [self]) { [x = self] g in
+            let mask = try broadcastBinary(x, k, op: name) { v, m in v == m ? 1 : 0 }
+            let ties = reduceKernel(mask, ax, identity: 0, +)
+            let share = try broadcastBinary(g.reshape(k.shape), ties, op: name, /)
+            return [try broadcastBinary(mask, share, op: name, *)]
+        }
+    }
+
+    /// Index of the maximum along `axis` (flattened when nil), as a float tensor of indices.
+    /// The first index wins ties, as in PyTorch.
+    public func argmax(_ axis: Int? = nil, keepdim: Bool = false) throws -> Tensor { try argExtreme(axis, keepdim: keepdim, isMax: true) }
+    public func argmin(_ axis: Int? = nil, keepdim: Bool = false) throws -> Tensor { try argExtreme(axis, keepdim: keepdim, isMax: false) }
+
+    private func argExtreme(_ axis: Int?, keepdim: Bool, isMax: Bool) throws -> Tensor {
+        let name = isMax ? "argmax" : "argmin"
+        guard count > 0 else { throw TensorError(name, "reduction of an empty tensor (shape \(fmt(shape)))") }
+        guard let axis else {
+            var best = 0
+            for i in 1..<Swift.max(count, 1) where isMax ? (data[i] > data[best] || (data[i].isNaN && !data[best].isNaN)) : (data[i] < data[best] || (data[i].isNaN && !data[best].isNaN)) { best = i }
+            return keepdim ? try Tensor([Float(best)], shape: [Int](repeating: 1, count: dim)) : Tensor.scalar(Float(best))
+        }
+        let a = try normalizeAxis(axis, dim, op: name)
+        guard shape[a] > 0 else { throw TensorError(name, "reduction over dim \(axis) of size 0") }
+        let outer = shape[..<a].reduce(1, *), n = shape[a], inner = shape[(a + 1)...].reduce(1, *)
+        let out = Tensor(reducedShape(shape, [a], keepdim: keepdim), zeroed: false)
+        let p = data, o = out.data
+        for i in 0..<outer {
+            for j in 0..<inner {
+                let base = p + i * n * inner + j
+                var best = 0, bv = base[0]
+                for k in 1..<Swift.max(n, 1) {
+                    let v = base[k * inner]
+                    if bv.isNaN { break }
+                    if v.isNaN || (isMax ? v > bv : v < bv) { best = k; bv = v }
+                }
+                o[i * inner + j] = Float(best)
+            }
+        }
+        return out
+    }
+
+    /// Variance over `axes` with Bessel's correction (`correction` 1 = unbiased, PyTorch's default).
+    public func variance(_ axes: [Int] = [], correction: Int = 1, keepdim: Bool = false) throws -> Tensor {
+        let ax = try normalizeAxes(axes, dim, op: "var")
+        let n = ax.reduce(1) { $0 * shape[$1] }
+        guard n - correction > 0 else { throw TensorError("var", "need more than \(correction) element(s) over dims \(ax), got \(n)") }
+        let centered = try self - (try mean(ax, keepdim: true))
+        return try (centered * centered).sum(ax, keepdim: keepdim).mul(1 / Float(n - correction))
+    }
+
+    public func variance(_ axis: Int, correction: Int = 1, keepdim: Bool = false) throws -> Tensor {
+        try variance([axis], correction: correction, keepdim: keepdim)
+    }
+}

@@ -1,0 +1,220 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An n-dimensional Float32 tensor with contiguous row-major storage and reverse-mode autograd.
+///
+/// Tensors are reference types like PyTorch's: `reshape` returns a view sharing storage; every
+/// other op returns a new tensor. Storage is always contiguous, so `contiguous()` is free and
+/// kernels are plain loops over buffers. Shapes use PyTorch's conventions: dims are 0-based and a
+/// negative dim counts from the end.
+public final class Tensor {
+    /// The buffer; shared by views.
+    public let storage: Storage
+    /// Sizes of each dimension (row-major).
+    public let shape: [Int]
+    /// Number of elements (product of `shape`).
+    public let count: Int
+
+    /// Whether gradients flow to (and, for a leaf, accumulate in) this tensor.
+    public var requiresGrad: Bool
+    /// Accumulated gradient of a leaf after `backward()`.
+    public var grad: Tensor?
+    /// The op that produced this tensor, when it was recorded for autograd.
+    public internal(set) var gradFn: Node?
+
+    /// Raw element pointer (row-major). Kernels read and write through it.
+    @inline(__always) public var data: UnsafeMutablePointer<Float> { storage.data }
+
+    init(shape: [Int], storage: Storage, requiresGrad: Bool = false) {
+        self.shape = shape
+        self.count = shape.reduce(1, *)
+        self.storage = storage
+        self.requiresGrad = requiresGrad
+    }
+
+    /// Uninitialised-free internal constructor: a zeroed tensor of a validated shape.
+    init(_ shape: [Int], zeroed: Bool = true) {
+        self.shape = shape
+        self.count = shape.reduce(1, *)
+        self.storage = Storage(count: self.count, zeroed: zeroed)
+        self.requiresGrad = false
+    }
+
+    // MARK: Shape queries
+
+    /// Number of dimensions.
+    public var dim: Int { shape.count }
+    public var isScalar: Bool { count == 1 }
+
+    /// Size of dimension `d` (negative counts from the end).
+    public func size(_ d: Int) throws -> Int { shape[try normalizeAxis(d, dim, op: "size")] }
+
+    /// Row-major strides (in elements).
+    public var strides: [Int] { contiguousStrides(shape) }
+
+    // MARK: Values
+
+    /// The single value of a one-element tensor.
+    public func item() throws -> Float {
+        guard count == 1 else { throw TensorError("item", "only one-element tensors can be converted to a number, got shape \(fmt(shape))") }
+        return data[0]
+    }
+
+    /// The elements in row-major order.
+    public func toArray() -> [Float] { Array(UnsafeBufferPointer(start: data, count: count)) }
+
+    /// Value at a multi-index (0-based).
+    public func value(at index: [Int]) throws -> Float {
+        guard index.count == dim else { throw TensorError("value", "index \(index) has \(index.count) entries for shape \(fmt(shape))") }
+        var off = 0
+        for (i, (ix, n)) in zip(index, shape).enumerated() {
+            let j = ix < 0 ? ix + n : ix
+            guard j >= 0 && j < n else { throw TensorError("value", "index \(ix) out of range for dim \(i) of size \(n)") }
+            off = off * n + j
+        }
+        return data[off]
+    }
+
+    // MARK: Autograd
+
+    /// A tensor sharing storage with this one, cut from the graph.
+    public func detach() -> Tensor { Tensor(shape: shape, storage: storage) }
+
+    /// A copy with its own storage (recorded for autograd like PyTorch's clone).
+    public func clone() -> Tensor {
+        let out = Tensor(shape, zeroed: false)
+        out.data.update(from: data, count: count)
+        return record(out, "clone", [self]) { g in [g] }
+    }
+
+    /// Sets `requiresGrad` and returns self, for chaining (`Tensor.randn([3]).requiringGrad()`).
+    @discardableResult
+    public func requiringGrad(_ flag: Bool = true) -> Tensor { requiresGrad = flag; return self }
+
+    /// Whether this tensor is a leaf of the graph (created by the user, not by a recorded op).
+    public var isLeaf: Bool { gradFn == nil }
+
+    /// Clears the accumulated gradient.
+    public func zeroGrad() { grad = nil }
+}
+
+@inline(__always) func contiguousStrides(_ shape: [Int]) -> [Int] {
+    var s = [Int](repeating: 1, count: shape.count)
+    var acc = 1
+    for i in stride(from: shape.count - 1, through: 0, by: -1) { s[i] = acc; acc *= shape[i] }
+    return s
+}
+
+/// Normalises a possibly negative axis for a tensor of rank `rank`.
+@inline(__always) func normalizeAxis(_ axis: Int, _ rank: Int, op: String) throws -> Int {
+    let r = max(rank, 1)
+    let a = axis < 0 ? axis + r : axis
+    guard a >= 0 && a < r else { throw TensorError(op, "dim \(axis) out of range for a tensor of \(rank) dims (expected in \(-r)...\(r - 1))") }
+    return a
+}
+
+func validateShape(_ shape: [Int], op: String) throws {
+    for d in shape where d < 0 { throw TensorError(op, "negative dimension in shape \(fmt(shape))") }
+    var total = 1
+    for d in shape {
+        let (m, o) = total.multipliedReportingOverflow(by: d)
+        guard !o && m <= (1 << 40) else { throw TensorError(op, "shape \(fmt(shape)) is too large") }
+        total = m
+    }
+}
+
+// MARK: - Creation
+
+extension Tensor {
+    /// Zeros of the given shape (`[]` is a scalar).
+    public static func zeros(_ shape: [Int]) throws -> Tensor {
+        try validateShape(shape, op: "zeros")
+        return Tensor(shape)
+    }
+
+    public static func ones(_ shape: [Int]) throws -> Tensor { try full(shape, 1) }
+
+    public static func full(_ shape: [Int], _ value: Float) throws -> Tensor {
+        try validateShape(shape, op: "full")
+        let t = Tensor(shape, zeroed: false)
+        t.data.update(repeating: value, count: t.count)
+        return t
+    }
+
+    /// A zero-dimensional tensor holding `value`.
+    public static func scalar(_ value: Float) -> Tensor {
+        let t = Tensor([], zeroed: false)
+        t.data[0] = value
+        return t
+    }
+
+    /// `start, start+step, ...` up to but excluding `end`, like `torch.arange`.
+    public static func arange(_ start: Float, _ end: Float, step: Float = 1) throws -> Tensor {
+        guard step != 0, step.isFinite, start.isFinite, end.isFinite else { throw TensorError("arange", "step must be a non-zero finite number and bounds finite (start \(start), end \(end), step \(step))") }
+        guard (end - start) / step >= 0 else { throw TensorError("arange", "upper bound and step sign are inconsistent (start \(start), end \(end), step \(step))") }
+        let n = Int(((Double(end) - Double(start)) / Double(step)).rounded(.up))
+        let t = try zeros([n])
+        for i in 0..<n { t.data[i] = Float(Double(start) + Double(i) * Double(step)) }
+        return t
+    }
+
+    public static func arange(_ end: Float) throws -> Tensor { try arange(0, end) }
+
+    /// A tensor from row-major values and a shape (default: 1-D).
+    public convenience init(_ values: [Float], shape: [Int]? = nil) throws {
+        let shape = shape ?? [values.count]
+        try validateShape(shape, op: "tensor")
+        let n = shape.reduce(1, *)
+        guard n == values.count else { throw TensorError("tensor", "\(values.count) values do not fill shape \(fmt(shape)) (\(n) elements)") }
+        self.init(shape, zeroed: false)
+        values.withUnsafeBufferPointer { data.update(from: $0.baseAddress!, count: n) }
+    }
+
+    /// A 2-D tensor from nested rows.
+    public convenience init(rows: [[Float]]) throws {
+        let c = rows.first?.count ?? 0
+        guard rows.allSatisfy({ $0.count == c }) else { throw TensorError("tensor", "rows have different lengths: \(rows.map { $0.count })") }
+        try self.init(rows.flatMap { $0 }, shape: [rows.count, c])
+    }
+
+    /// Uniform in [0, 1).
+    public static func rand(_ shape: [Int], generator: Generator = .default) throws -> Tensor {
+        try uniform(shape, low: 0, high: 1, generator: generator)
+    }
+
+    /// Standard normal.
+    public static func randn(_ shape: [Int], generator: Generator = .default) throws -> Tensor {
+        try normal(shape, mean: 0, std: 1, generator: generator)
+    }
+
+    /// Uniform in [low, high).
+    public static func uniform(_ shape: [Int], low: Float, high: Float, generator: Generator = .default) throws -> Tensor {
+        guard low.isFinite, high.isFinite, low <= high else { throw TensorError("uniform", "need finite low <= high, got \(low), \(high)") }
+        let t = try zeros(shape)
+        let span = high - low
+        for i in 0..<t.count { t.data[i] = low + span * generator.nextFloat() }
+        return t
+    }
+
+    /// Normal with the given mean and standard deviation.
+    public static func normal(_ shape: [Int], mean: Float, std: Float, generator: Generator = .default) throws -> Tensor {
+        guard mean.isFinite, std.isFinite, std >= 0 else { throw TensorError("normal", "need finite mean and std >= 0, got mean \(mean), std \(std)") }
+        let t = try zeros(shape)
+        for i in 0..<t.count { t.data[i] = mean + std * generator.nextNormal() }
+        return t
+    }
+
+    /// Zeros/ones shaped like another tensor.
+    public static func zeros(like t: Tensor) -> Tensor { Tensor(t.shape) }
+    public static func ones(like t: Tensor) -> Tensor { let o = Tensor(t.shape, zeroed: false); o.data.update(repeating: 1, count: o.count); return o }
+
+    /// Copies values from `src` (same shape) into this tensor's storage, outside autograd.
+    public func copy_(from src: Tensor) throws {
+        guard src.shape == shape else { throw TensorError("copy_", "shape \(fmt(src.shape)) does not match \(fmt(shape))") }
+        data.update(from: src.data, count: count)
+    }
+
+    /// Fills this tensor's storage with `value`, outside autograd.
+    public func fill_(_ value: Float) { data.update(repeating: value, count: count) }
+}

@@ -1,0 +1,1 @@
+// SSKDTrain: filled by its issue.

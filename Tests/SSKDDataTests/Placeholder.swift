@@ -1,0 +1,4 @@
+import XCTest
+@testable import SSKDData
+
+final class SSKDDataPlaceholderTests: XCTestCase { func testLinks() {} }

@@ -1,0 +1,4 @@
+import XCTest
+@testable import SSKDLua
+
+final class SSKDLuaPlaceholderTests: XCTestCase { func testLinks() {} }

@@ -1,0 +1,4 @@
+import XCTest
+@testable import SSKDNN
+
+final class SSKDNNPlaceholderTests: XCTestCase { func testLinks() {} }

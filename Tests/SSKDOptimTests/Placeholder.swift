@@ -1,0 +1,4 @@
+import XCTest
+@testable import SSKDOptim
+
+final class SSKDOptimPlaceholderTests: XCTestCase { func testLinks() {} }

@@ -1,0 +1,4 @@
+import XCTest
+@testable import SSKDTrain
+
+final class SSKDTrainPlaceholderTests: XCTestCase { func testLinks() {} }
