@@ -49,7 +49,7 @@ let package = Package(
         .testTarget(name: "SSKDTensorTests", dependencies: ["SSKDTensor"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SSKDNNTests", dependencies: ["SSKDNN", "SSKDTensor"]),
         .testTarget(name: "SSKDOptimTests", dependencies: ["SSKDOptim", "SSKDNN", "SSKDTensor"]),
-        .testTarget(name: "SSKDDataTests", dependencies: ["SSKDData", "SSKDTensor", "CImageDecode"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "SSKDDataTests", dependencies: ["SSKDData", "SSKDTensor", "CImageCodecs"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SSKDTrainTests", dependencies: ["SSKDTrain"]),
         .testTarget(name: "SSKDLuaTests", dependencies: ["SSKDLua"]),
     ],

@@ -305,8 +305,8 @@ public enum F {
     /// an image already in [0, 1] is returned as is.
     public static func toFloat(_ img: Image) -> Image {
         if img.range == 1 { return img }
-        let s = 1 / img.range
-        return Image(unchecked: img.shape, img.pixels.map { $0 * s }, range: 1)
+        let r = img.range   // divide (not multiply by 1/255) to round exactly like x / 255 in torch
+        return Image(unchecked: img.shape, img.pixels.map { $0 / r }, range: 1)
     }
 
     /// `(x - mean[c]) / std[c]` per channel (`F.normalize`), after scaling to [0, 1].

@@ -122,10 +122,10 @@ public final class DataLoader {
                     throw DataError(dataset.name, "image \(idx[i]) is \(img.shape) after the transform but image \(idx[0]) is \(shape); add a Resize or crop so images stack")
                 }
                 let dst = t.data + i * shape.count
-                let s = img.range == 1 ? Float(1) : 1 / img.range
+                let r = img.range
                 img.pixels.withUnsafeBufferPointer { p in
-                    if s == 1 { dst.update(from: p.baseAddress!, count: shape.count) } else {
-                        for k in 0..<shape.count { dst[k] = p[k] * s }
+                    if r == 1 { dst.update(from: p.baseAddress!, count: shape.count) } else {
+                        for k in 0..<shape.count { dst[k] = p[k] / r }
                     }
                 }
             }
