@@ -69,22 +69,26 @@ public enum F {
         return Image(unchecked: ImageShape(channels: c, height: oh, width: ow), out, range: img.range)
     }
 
-    /// The `height x width` window at (`top`, `left`) (`F.crop`); parts outside the image are 0,
-    /// as in torchvision.
-    public static func crop(_ img: Image, top: Int, left: Int, height: Int, width: Int) throws -> Image {
+    /// The `height x width` window at (`top`, `left`) (`F.crop`); parts outside the image are
+    /// `fill` (0 in torchvision).
+    public static func crop(_ img: Image, top: Int, left: Int, height: Int, width: Int, fill: Float = 0) throws -> Image {
         guard height > 0, width > 0 else { throw DataError("crop", "crop size must be positive, got \(height)x\(width)") }
         let c = img.channels, h = img.height, w = img.width
-        var out = [Float](repeating: 0, count: c * height * width)
+        let inside = top >= 0 && left >= 0 && top + height <= h && left + width <= w
+        let n = c * height * width
         let x0 = max(0, left), x1 = min(w, left + width)
-        img.pixels.withUnsafeBufferPointer { src in
-            out.withUnsafeMutableBufferPointer { dst in
-                guard x0 < x1 else { return }
-                for ch in 0..<c { for y in max(0, top)..<max(max(0, top), min(h, top + height)) {
+        let y0 = max(0, top), y1 = min(h, top + height)
+        let out = [Float](unsafeUninitializedCapacity: n) { dst, count in
+            if !inside { dst.baseAddress!.initialize(repeating: fill, count: n) }
+            img.pixels.withUnsafeBufferPointer { src in
+                guard x0 < x1 && y0 < y1 else { return }
+                for ch in 0..<c { for y in y0..<y1 {
                     let s = src.baseAddress! + (ch * h + y) * w + x0
                     let d = dst.baseAddress! + (ch * height + y - top) * width + (x0 - left)
                     d.update(from: s, count: x1 - x0)
                 } }
             }
+            count = n
         }
         return Image(unchecked: ImageShape(channels: c, height: height, width: width), out, range: img.range)
     }
@@ -170,133 +174,171 @@ public enum F {
         let hw = Float(0.5) * Float(w), hh = Float(0.5) * Float(h)
         let a = m0 / hw, b = m1 / hw, d = m3 / hh, e = m4 / hh
         let fw = Float(w), fh = Float(h)
-        var out = [Float](repeating: 0, count: img.pixels.count)
         let plane = h * w
-        img.pixels.withUnsafeBufferPointer { src in
-            out.withUnsafeMutableBufferPointer { dst in
-                for y in 0..<h {
-                    let by = Float(y) - Float(h) * 0.5 + 0.5
-                    for x in 0..<w {
-                        let bx = Float(x) - Float(w) * 0.5 + 0.5
-                        let gx = bx * a + by * b
-                        let gy = bx * d + by * e
-                        let ix = (((gx + 1) * fw) - 1) / 2
-                        let iy = (((gy + 1) * fh) - 1) / 2
-                        let sx = ix.rounded(.toNearestOrEven), sy = iy.rounded(.toNearestOrEven)
-                        let o = y * w + x
-                        if sx >= 0 && sx < fw && sy >= 0 && sy < fh {
-                            let si = Int(sy) * w + Int(sx)
-                            for ch in 0..<c { dst[ch * plane + o] = src[ch * plane + si] }
-                        } else {
-                            for ch in 0..<c { dst[ch * plane + o] = fill }
+        // Source offset of each output pixel, `plane` when outside; shared by all channels.
+        // Branch-free so it vectorises: the offset is formed as an exact float (< 2^23) and
+        // read back from the mantissa after adding 2^23.
+        let fplane = Float(plane)
+        var source = [UInt32](repeating: 0, count: plane)
+        source.withUnsafeMutableBufferPointer { sp in
+            let hx = Float(w) * 0.5, hy = Float(h) * 0.5
+            for y in 0..<h {
+                let by = Float(y) - hy + 0.5
+                let byb = by * b, bye = by * e
+                let row = sp.baseAddress! + y * w
+                for x in 0..<w {
+                    let bx = Float(x) - hx + 0.5
+                    let gx = bx * a + byb
+                    let gy = bx * d + bye
+                    let sx = (((gx + 1) * fw - 1) * 0.5).rounded(.toNearestOrEven)
+                    let sy = (((gy + 1) * fh - 1) * 0.5).rounded(.toNearestOrEven)
+                    let inside = (sx >= 0) && (sx < fw) && (sy >= 0) && (sy < fh)
+                    let f = inside ? sy * fw + sx : fplane
+                    row[x] = (f + 8_388_608).bitPattern & 0x7F_FFFF
+                }
+            }
+        }
+        let out = [Float](unsafeUninitializedCapacity: img.pixels.count) { dst, count in
+            img.pixels.withUnsafeBufferPointer { src in
+                source.withUnsafeBufferPointer { sp in
+                    for ch in 0..<c {
+                        let s = src.baseAddress! + ch * plane, o = dst.baseAddress! + ch * plane
+                        for i in 0..<plane {
+                            let k = Int(sp[i])
+                            o[i] = k < plane ? s[k] : fill
                         }
                     }
                 }
             }
+            count = img.pixels.count
         }
         return Image(unchecked: img.shape, out, range: img.range)
     }
 
     // MARK: Colour
+    //
+    // Each adjustment has an in-place kernel (`..._`) so ColorJitter chains them on one buffer;
+    // the public functions copy first.
 
     /// `clamp(factor * img, 0, range)` (`F.adjust_brightness`).
     public static func adjustBrightness(_ img: Image, factor: Float) throws -> Image {
-        guard factor >= 0 else { throw DataError("adjust_brightness", "factor must be >= 0, got \(factor)") }
-        try checkColourChannels(img, "adjust_brightness")
-        let bound = img.range
-        let out = img.pixels.map { min(max(factor * $0, 0), bound) }
-        return Image(unchecked: img.shape, out, range: img.range)
+        var y = img; try adjustBrightness_(&y, factor: factor); return y
     }
 
     /// Blends with the mean grey level (`F.adjust_contrast`).
     public static func adjustContrast(_ img: Image, factor: Float) throws -> Image {
-        guard factor >= 0 else { throw DataError("adjust_contrast", "factor must be >= 0, got \(factor)") }
-        try checkColourChannels(img, "adjust_contrast")
-        let plane = img.height * img.width
-        var sum = 0.0
-        img.pixels.withUnsafeBufferPointer { p in
-            if img.channels == 3 {
-                for i in 0..<plane { sum += Double(gray(p[i], p[plane + i], p[2 * plane + i])) }
-            } else {
-                for i in 0..<plane { sum += Double(p[i]) }
-            }
-        }
-        let mean = Float(sum / Double(plane))
-        let bound = img.range, rest = (1 - factor) * mean
-        let out = img.pixels.map { min(max(factor * $0 + rest, 0), bound) }
-        return Image(unchecked: img.shape, out, range: img.range)
+        var y = img; try adjustContrast_(&y, factor: factor); return y
     }
 
     /// Blends with the per-pixel grey image (`F.adjust_saturation`); a 1-channel image is returned as is.
     public static func adjustSaturation(_ img: Image, factor: Float) throws -> Image {
-        guard factor >= 0 else { throw DataError("adjust_saturation", "factor must be >= 0, got \(factor)") }
-        try checkColourChannels(img, "adjust_saturation")
-        if img.channels == 1 { return img }
-        let plane = img.height * img.width, bound = img.range, rest = 1 - factor
-        var out = [Float](repeating: 0, count: img.pixels.count)
-        img.pixels.withUnsafeBufferPointer { p in
-            out.withUnsafeMutableBufferPointer { o in
-                for i in 0..<plane {
-                    let g = rest * gray(p[i], p[plane + i], p[2 * plane + i])
-                    for ch in 0..<3 { o[ch * plane + i] = min(max(factor * p[ch * plane + i] + g, 0), bound) }
-                }
-            }
-        }
-        return Image(unchecked: img.shape, out, range: img.range)
+        var y = img; try adjustSaturation_(&y, factor: factor); return y
     }
 
     /// Shifts hue by `factor` turns in [-0.5, 0.5] through HSV (`F.adjust_hue`); a 1-channel
     /// image is returned as is. Works on [0, 1] values (a range-255 image is scaled and back).
     public static func adjustHue(_ img: Image, factor: Float) throws -> Image {
-        guard factor >= -0.5 && factor <= 0.5 else { throw DataError("adjust_hue", "factor must be in [-0.5, 0.5], got \(factor)") }
-        try checkColourChannels(img, "adjust_hue")
-        if img.channels == 1 { return img }
-        let plane = img.height * img.width
-        let inv = 1 / img.range, scale = img.range
-        var out = [Float](repeating: 0, count: img.pixels.count)
+        var y = img; try adjustHue_(&y, factor: factor); return y
+    }
+
+    static func adjustBrightness_(_ img: inout Image, factor: Float) throws {
+        guard factor >= 0 else { throw DataError("adjust_brightness", "factor must be >= 0, got \(factor)") }
+        try checkColourChannels(img, "adjust_brightness")
+        let bound = img.range
+        img.pixels.withUnsafeMutableBufferPointer { p in
+            for i in 0..<p.count { p[i] = clamp(factor * p[i], bound) }
+        }
+    }
+
+    static func adjustContrast_(_ img: inout Image, factor: Float) throws {
+        guard factor >= 0 else { throw DataError("adjust_contrast", "factor must be >= 0, got \(factor)") }
+        try checkColourChannels(img, "adjust_contrast")
+        let plane = img.height * img.width, rgb = img.channels == 3
+        // Mean grey level, summed in double over 8 lanes (vectorisable; torch sums in float,
+        // so the mean may differ in its last bit).
+        var lanes = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
         img.pixels.withUnsafeBufferPointer { p in
-            out.withUnsafeMutableBufferPointer { o in
-                for i in 0..<plane {
-                    var r = p[i], g = p[plane + i], b = p[2 * plane + i]
-                    if scale != 1 { r *= inv; g *= inv; b *= inv }
-                    // _rgb2hsv
-                    let maxc = max(r, max(g, b)), minc = min(r, min(g, b))
-                    let eqc = maxc == minc
-                    let cr = maxc - minc
-                    let s = cr / (eqc ? 1 : maxc)
-                    let crd: Float = eqc ? 1 : cr
-                    let rc = (maxc - r) / crd, gc = (maxc - g) / crd, bc = (maxc - b) / crd
-                    let hr: Float = maxc == r ? bc - gc : 0
-                    let hg: Float = (maxc == g && maxc != r) ? 2 + rc - bc : 0
-                    let hb: Float = (maxc != g && maxc != r) ? 4 + gc - rc : 0
-                    var h = fmodf((hr + hg + hb) / 6 + 1, 1)
-                    // (h + factor) % 1.0 with Python's sign convention.
-                    h = h + factor
-                    h = h - floorf(h)
-                    // _hsv2rgb
-                    let v = maxc
-                    let fi = floorf(h * 6)
-                    let f = h * 6 - fi
-                    var k = Int(fi) % 6
-                    if k < 0 { k += 6 }
-                    let pp = min(max(v * (1 - s), 0), 1)
-                    let q = min(max(v * (1 - s * f), 0), 1)
-                    let t = min(max(v * (1 - s * (1 - f)), 0), 1)
-                    var rr: Float, gg: Float, bb: Float
-                    switch k {
-                    case 0: rr = v; gg = t; bb = pp
-                    case 1: rr = q; gg = v; bb = pp
-                    case 2: rr = pp; gg = v; bb = t
-                    case 3: rr = pp; gg = q; bb = v
-                    case 4: rr = t; gg = pp; bb = v
-                    default: rr = v; gg = pp; bb = q
-                    }
-                    if scale != 1 { rr *= scale; gg *= scale; bb *= scale }
-                    o[i] = rr; o[plane + i] = gg; o[2 * plane + i] = bb
-                }
+            let r = p.baseAddress!, g = r + (rgb ? plane : 0), b = r + (rgb ? 2 * plane : 0)
+            @inline(__always) func v(_ i: Int) -> Double { Double(rgb ? gray(r[i], g[i], b[i]) : r[i]) }
+            var i = 0
+            while i + 8 <= plane {
+                lanes.0 += v(i); lanes.1 += v(i + 1); lanes.2 += v(i + 2); lanes.3 += v(i + 3)
+                lanes.4 += v(i + 4); lanes.5 += v(i + 5); lanes.6 += v(i + 6); lanes.7 += v(i + 7)
+                i += 8
+            }
+            while i < plane { lanes.0 += v(i); i += 1 }
+        }
+        let sum = ((lanes.0 + lanes.1) + (lanes.2 + lanes.3)) + ((lanes.4 + lanes.5) + (lanes.6 + lanes.7))
+        let mean = Float(sum / Double(plane))
+        let bound = img.range, rest = (1 - factor) * mean
+        img.pixels.withUnsafeMutableBufferPointer { p in
+            for i in 0..<p.count { p[i] = clamp(factor * p[i] + rest, bound) }
+        }
+    }
+
+    static func adjustSaturation_(_ img: inout Image, factor: Float) throws {
+        guard factor >= 0 else { throw DataError("adjust_saturation", "factor must be >= 0, got \(factor)") }
+        try checkColourChannels(img, "adjust_saturation")
+        if img.channels == 1 { return }
+        let plane = img.height * img.width, bound = img.range, rest = 1 - factor
+        img.pixels.withUnsafeMutableBufferPointer { p in
+            let r = p.baseAddress!, g = r + plane, b = r + 2 * plane
+            for i in 0..<plane {
+                let l = rest * gray(r[i], g[i], b[i])
+                r[i] = clamp(factor * r[i] + l, bound)
+                g[i] = clamp(factor * g[i] + l, bound)
+                b[i] = clamp(factor * b[i] + l, bound)
             }
         }
-        return Image(unchecked: img.shape, out, range: img.range)
+    }
+
+    static func adjustHue_(_ img: inout Image, factor: Float) throws {
+        guard factor >= -0.5 && factor <= 0.5 else { throw DataError("adjust_hue", "factor must be in [-0.5, 0.5], got \(factor)") }
+        try checkColourChannels(img, "adjust_hue")
+        if img.channels == 1 { return }
+        let plane = img.height * img.width
+        let scale = img.range, inv = 1 / img.range
+        img.pixels.withUnsafeMutableBufferPointer { p in
+            let pr = p.baseAddress!, pg = pr + plane, pb = pr + 2 * plane
+            for i in 0..<plane {
+                var r = pr[i], g = pg[i], b = pb[i]
+                if scale != 1 { r *= inv; g *= inv; b *= inv }
+                // _rgb2hsv
+                let maxc = max(r, max(g, b)), minc = min(r, min(g, b))
+                let eqc = maxc == minc
+                let cr = maxc - minc
+                let s = cr / (eqc ? 1 : maxc)
+                let crd: Float = eqc ? 1 : cr
+                let rc = (maxc - r) / crd, gc = (maxc - g) / crd, bc = (maxc - b) / crd
+                let hr: Float = maxc == r ? bc - gc : 0
+                let hg: Float = (maxc == g && maxc != r) ? 2 + rc - bc : 0
+                let hb: Float = (maxc != g && maxc != r) ? 4 + gc - rc : 0
+                var h = fmodf((hr + hg + hb) / 6 + 1, 1)
+                // (h + factor) % 1.0 with Python's sign convention.
+                h = h + factor
+                h = h - floorf(h)
+                // _hsv2rgb
+                let v = maxc
+                let fi = floorf(h * 6)
+                let f = h * 6 - fi
+                var k = Int(fi) % 6
+                if k < 0 { k += 6 }
+                let pp = min(max(v * (1 - s), 0), 1)
+                let q = min(max(v * (1 - s * f), 0), 1)
+                let t = min(max(v * (1 - s * (1 - f)), 0), 1)
+                var rr: Float, gg: Float, bb: Float
+                switch k {
+                case 0: rr = v; gg = t; bb = pp
+                case 1: rr = q; gg = v; bb = pp
+                case 2: rr = pp; gg = v; bb = t
+                case 3: rr = pp; gg = q; bb = v
+                case 4: rr = t; gg = pp; bb = v
+                default: rr = v; gg = pp; bb = q
+                }
+                if scale != 1 { rr *= scale; gg *= scale; bb *= scale }
+                pr[i] = rr; pg[i] = gg; pb[i] = bb
+            }
+        }
     }
 
     // MARK: Value range
@@ -306,7 +348,11 @@ public enum F {
     public static func toFloat(_ img: Image) -> Image {
         if img.range == 1 { return img }
         let r = img.range   // divide (not multiply by 1/255) to round exactly like x / 255 in torch
-        return Image(unchecked: img.shape, img.pixels.map { $0 / r }, range: 1)
+        var y = mapValues(img) { src, dst, n in
+            for i in 0..<n { dst[i] = src[i] / r }
+        }
+        y.range = 1
+        return y
     }
 
     /// `(x - mean[c]) / std[c]` per channel (`F.normalize`), after scaling to [0, 1].
@@ -327,6 +373,19 @@ public enum F {
     }
 
     // MARK: Helpers
+
+    /// A new image of the same shape whose values `body(src, dst, count)` writes.
+    @inline(__always) static func mapValues(_ img: Image, _ body: (UnsafePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void) -> Image {
+        let n = img.pixels.count
+        let out = [Float](unsafeUninitializedCapacity: n) { dst, count in
+            img.pixels.withUnsafeBufferPointer { src in body(src.baseAddress!, dst.baseAddress!, n) }
+            count = n
+        }
+        return Image(unchecked: img.shape, out, range: img.range)
+    }
+
+    /// `min(max(x, 0), hi)` without NaN handling, so loops vectorise.
+    @inline(__always) static func clamp(_ x: Float, _ hi: Float) -> Float { x < 0 ? 0 : (x > hi ? hi : x) }
 
     /// torchvision's rgb_to_grayscale weights.
     @inline(__always) static func gray(_ r: Float, _ g: Float, _ b: Float) -> Float {

@@ -58,6 +58,7 @@ public final class DataLoader {
         guard dataset.count > 0 else { throw DataError("DataLoader", "\(dataset.name) is empty") }
         let w = workers ?? Runtime.threads
         guard w >= 1 else { throw DataError("DataLoader", "workers must be >= 1, got \(w)") }
+        Allocator.tuneForImages()
         self.dataset = dataset
         self.batchSize = batchSize
         self.shuffle = shuffle
@@ -98,39 +99,43 @@ public final class DataLoader {
         let idx = Array(order[lo..<hi])
         let n = idx.count
         let nviews = multiView?.views.count ?? 1
-        // Each image: its views, augmented independently of the others.
-        var results = [Result<[Image], Error>?](repeating: nil, count: n)
-        let lanes = min(workers, n)
-        results.withUnsafeMutableBufferPointer { res in
-            let out = res
-            parallelTasks(lanes) { lane in
-                for i in stride(from: lane, to: n, by: lanes) {
-                    out[i] = Result { try self.views(of: idx[i], epoch: epoch) }
-                }
-            }
+        // The first image fixes the shape; the others are augmented in parallel and each
+        // worker writes its result straight into the batch tensors (no batch of images is held).
+        let first = try views(of: idx[0], epoch: epoch)
+        let shape = first[0].shape
+        for v in first where v.shape != shape {
+            throw DataError(dataset.name, "the views of image \(idx[0]) differ in shape (\(shape) and \(v.shape))")
         }
-        var images = [[Image]]()
-        images.reserveCapacity(n)
-        for r in results { images.append(try r!.get()) }
-        let shape = images[0][0].shape
-        var tensors = [Tensor]()
-        for v in 0..<nviews {
-            let t = try Tensor.zeros([n, shape.channels, shape.height, shape.width])
-            for i in 0..<n {
-                let img = images[i][v]
+        let tensors = try (0..<nviews).map { _ in try Tensor.zeros([n, shape.channels, shape.height, shape.width]) }
+        let dst = tensors.map { $0.data }
+        func store(_ imgs: [Image], at i: Int) throws {
+            for (v, img) in imgs.enumerated() {
                 guard img.shape == shape else {
                     throw DataError(dataset.name, "image \(idx[i]) is \(img.shape) after the transform but image \(idx[0]) is \(shape); add a Resize or crop so images stack")
                 }
-                let dst = t.data + i * shape.count
+                let out = dst[v] + i * shape.count
                 let r = img.range
                 img.pixels.withUnsafeBufferPointer { p in
-                    if r == 1 { dst.update(from: p.baseAddress!, count: shape.count) } else {
-                        for k in 0..<shape.count { dst[k] = p[k] / r }
+                    if r == 1 { out.update(from: p.baseAddress!, count: shape.count) } else {
+                        for k in 0..<shape.count { out[k] = p[k] / r }
                     }
                 }
             }
-            tensors.append(t)
         }
+        try store(first, at: 0)
+        var errors = [Error?](repeating: nil, count: n)
+        let lanes = min(workers, n - 1)
+        if lanes > 0 {
+            errors.withUnsafeMutableBufferPointer { errs in
+                let errs = errs
+                parallelTasks(lanes) { lane in
+                    for i in stride(from: 1 + lane, to: n, by: lanes) {
+                        do { try store(try self.views(of: idx[i], epoch: epoch), at: i) } catch { errs[i] = error }
+                    }
+                }
+            }
+        }
+        if let e = errors.lazy.compactMap({ $0 }).first { throw e }
         var labels: [Int]? = nil
         if dataset.isLabeled {
             labels = try idx.map { i in

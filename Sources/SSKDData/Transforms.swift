@@ -106,19 +106,24 @@ public struct RandomCrop: Transform {
     public init(height: Int, width: Int, padding: (Int, Int, Int, Int) = (0, 0, 0, 0), padIfNeeded: Bool = false, fill: Float = 0) {
         self.height = height; self.width = width; self.padding = padding; self.padIfNeeded = padIfNeeded; self.fill = fill
     }
+    /// Draws (top, left) in the padded image as torchvision does, then cuts the window straight
+    /// from the unpadded image (constant padding is the fill outside it): one copy, not two.
     public func apply(_ image: Image, generator: Generator) throws -> Image {
-        var x = image
-        let (l, t, r, b) = padding
-        if l != 0 || t != 0 || r != 0 || b != 0 { x = try F.pad(x, left: l, top: t, right: r, bottom: b, fill: fill) }
-        if padIfNeeded && x.width < width { let d = width - x.width; x = try F.pad(x, left: d, top: 0, right: d, bottom: 0, fill: fill) }
-        if padIfNeeded && x.height < height { let d = height - x.height; x = try F.pad(x, left: 0, top: d, right: 0, bottom: d, fill: fill) }
-        guard x.height >= height && x.width >= width else {
-            throw DataError("RandomCrop", "crop \(height)x\(width) is larger than the (padded) image \(x.height)x\(x.width)")
+        var (l, t, r, b) = padding
+        guard l >= 0, t >= 0, r >= 0, b >= 0 else { throw DataError("RandomCrop", "padding must be >= 0, got \(padding)") }
+        var pw = image.width + l + r, ph = image.height + t + b
+        if padIfNeeded && pw < width { let d = width - pw; l += d; r += d; pw += 2 * d }
+        if padIfNeeded && ph < height { let d = height - ph; t += d; b += d; ph += 2 * d }
+        guard ph >= height && pw >= width else {
+            throw DataError("RandomCrop", "crop \(height)x\(width) is larger than the (padded) image \(ph)x\(pw)")
         }
-        if x.height == height && x.width == width { return x }
-        let top = generator.nextInt(x.height - height + 1)
-        let left = generator.nextInt(x.width - width + 1)
-        return try F.crop(x, top: top, left: left, height: height, width: width)
+        var top = 0, left = 0
+        if !(ph == height && pw == width) {
+            top = generator.nextInt(ph - height + 1)
+            left = generator.nextInt(pw - width + 1)
+        }
+        if top == t && left == l && height == image.height && width == image.width { return image }
+        return try F.crop(image, top: top - t, left: left - l, height: height, width: width, fill: fill)
     }
     public var description: String { "RandomCrop(\(height)x\(width), padding: \(padding))" }
 }
@@ -159,13 +164,13 @@ public struct ColorJitter: Transform {
 
     /// Applies the adjustments of `p` in `p.order`.
     public static func apply(_ image: Image, _ p: Parameters) throws -> Image {
-        var x = image
+        var x = image   // copied on the first adjustment, then adjusted in place
         for k in p.order {
             switch k {
-            case 0: if let f = p.brightness { x = try F.adjustBrightness(x, factor: f) }
-            case 1: if let f = p.contrast { x = try F.adjustContrast(x, factor: f) }
-            case 2: if let f = p.saturation { x = try F.adjustSaturation(x, factor: f) }
-            case 3: if let f = p.hue { x = try F.adjustHue(x, factor: f) }
+            case 0: if let f = p.brightness { try F.adjustBrightness_(&x, factor: f) }
+            case 1: if let f = p.contrast { try F.adjustContrast_(&x, factor: f) }
+            case 2: if let f = p.saturation { try F.adjustSaturation_(&x, factor: f) }
+            case 3: if let f = p.hue { try F.adjustHue_(&x, factor: f) }
             default: throw DataError("ColorJitter", "order entry \(k) is not 0...3")
             }
         }
