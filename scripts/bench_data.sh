@@ -40,7 +40,7 @@ bin=$(swift build -c release --show-bin-path)/sskd
 echo "== sskd (Swift) =="
 swift_out=$("$bin" bench data --root "$root" --images "$images")
 echo "$swift_out"
-echo "== torchvision (PIL path, transforms v1) =="
+echo "== torchvision (PIL path as the paper, transforms v1; and the v2 tensor path) =="
 torch_out=$("$python" scripts/reference/bench_data.py --root "$root" --images "$images")
 echo "$torch_out"
 get() { echo "$1" | awk -v k="$2" '$1 == k { print $2 }'; }
@@ -48,4 +48,6 @@ st=$(get "$swift_out" swift_transform_images_per_s); tt=$(get "$torch_out" torch
 sl=$(get "$swift_out" swift_loader_images_per_s); tl=$(get "$torch_out" torch_loader_images_per_s)
 echo "== ratio (sskd / torchvision, higher is better for sskd) =="
 awk -v a="$st" -v b="$tt" 'BEGIN { printf "transform, 1 thread:  %.2fx  (%.0f vs %.0f images/s)\n", a / b, a, b }'
+t2=$(get "$torch_out" torch_v2_tensor_transform_images_per_s)
+awk -v a="$st" -v b="$t2" 'BEGIN { printf "transform vs v2 tensor path, 1 thread: %.2fx  (%.0f vs %.0f images/s)\n", a / b, a, b }'
 awk -v a="$sl" -v b="$tl" 'BEGIN { printf "loader, batch 32:     %.2fx  (%.0f vs %.0f images/s)\n", a / b, a, b }'

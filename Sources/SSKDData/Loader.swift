@@ -176,13 +176,18 @@ public final class EpochIterator {
     private let order: [Int]
     private let total: Int
     private var delivered = 0
-
-    // Shared with the worker thread, guarded by `cond`.
-    private let cond = NSCondition()
-    private var queue = [Result<Batch, Error>]()
-    private var cancelled = false
-    private var workerDone = false
     private var started = false
+    private var closed = false
+    /// Shared with the worker thread. The worker holds this, not the iterator, so releasing the
+    /// iterator runs `deinit`, which stops the worker.
+    private let shared = Shared()
+
+    final class Shared {
+        let cond = NSCondition()
+        var queue = [Result<Batch, Error>]()
+        var cancelled = false
+        var workerDone = false
+    }
 
     init(loader: DataLoader, epoch: Int) {
         self.loader = loader
@@ -193,49 +198,53 @@ public final class EpochIterator {
 
     private func start() {
         started = true
-        if loader.prefetch == 0 { workerDone = true; return }
-        let thread = Thread { [self] in self.work() }
+        if loader.prefetch == 0 { return }
+        let (shared, loader, order, epoch, total) = (self.shared, self.loader, self.order, self.epoch, self.total)
+        let thread = Thread {
+            EpochIterator.work(shared: shared, loader: loader, order: order, epoch: epoch, total: total)
+        }
         thread.name = "sskd-loader"
         thread.start()
     }
 
-    private func work() {
+    private static func work(shared: Shared, loader: DataLoader, order: [Int], epoch: Int, total: Int) {
+        let cond = shared.cond
         for b in 0..<total {
             cond.lock()
-            while queue.count >= loader.prefetch && !cancelled { cond.wait() }
-            let stop = cancelled
+            while shared.queue.count >= loader.prefetch && !shared.cancelled { cond.wait() }
+            let stop = shared.cancelled
             cond.unlock()
             if stop { break }
             let r = Result { try loader.makeBatch(epoch: epoch, number: b, order: order) }
             cond.lock()
-            queue.append(r)
+            shared.queue.append(r)
             cond.broadcast()
             cond.unlock()
             if case .failure = r { break }
         }
         cond.lock()
-        workerDone = true
+        shared.workerDone = true
         cond.broadcast()
         cond.unlock()
     }
 
-    /// The next batch, or nil after the last one.
+    /// The next batch, or nil after the last one (or after `close()`).
     public func next() throws -> Batch? {
+        guard !closed, delivered < total else { return nil }
         if !started { start() }
-        guard delivered < total else { return nil }
         if loader.prefetch == 0 {
-            guard !cancelled else { return nil }
             let b = try loader.makeBatch(epoch: epoch, number: delivered, order: order)
             delivered += 1
             return b
         }
+        let cond = shared.cond
         cond.lock()
-        while queue.isEmpty && !workerDone && !cancelled { cond.wait() }
-        if queue.isEmpty {
+        while shared.queue.isEmpty && !shared.workerDone { cond.wait() }
+        if shared.queue.isEmpty {
             cond.unlock()
             return nil
         }
-        let r = queue.removeFirst()
+        let r = shared.queue.removeFirst()
         cond.broadcast()
         cond.unlock()
         delivered += 1
@@ -245,11 +254,14 @@ public final class EpochIterator {
 
     /// Stops prefetching and waits for the background thread to finish its current batch.
     public func close() {
+        if closed { return }
+        closed = true
+        let cond = shared.cond
         cond.lock()
-        cancelled = true
+        shared.cancelled = true
         cond.broadcast()
-        if started { while !workerDone { cond.wait() } }
-        queue.removeAll()
+        if started && loader.prefetch > 0 { while !shared.workerDone { cond.wait() } }
+        shared.queue.removeAll()
         cond.unlock()
     }
 

@@ -90,8 +90,39 @@ final class LoaderTests: XCTestCase {
             it.close()
             XCTAssertNil(try it.next())
         }
-        do { let it = loader.epoch(1); _ = try it.next() }   // released without close
+        // Released without close: deinit stops the worker (it does not keep the iterator alive).
+        let ds2 = MemoryDataset(labels: (0..<400).map { $0 % 2 }, classes: 2)
+        weak var weakIt: EpochIterator?
+        do {
+            let it = try DataLoader(ds2, batchSize: 4, prefetch: 2).epoch(0)
+            weakIt = it
+            _ = try it.next()
+        }
+        XCTAssertNil(weakIt)
+        let reads = ds2.reads
+        usleep(20000)
+        XCTAssertEqual(ds2.reads, reads, "no reads after the iterator is released")
         XCTAssertEqual(try collect(loader, epoch: 0).count, 100)
+    }
+
+    /// The worker stays at most `prefetch` batches (+ the one it is building) ahead, and does
+    /// nothing more once the iterator is closed.
+    func testPrefetchIsBoundedAndStopsOnClose() throws {
+        let ds = MemoryDataset(labels: (0..<400).map { $0 % 2 }, classes: 2)
+        let loader = try DataLoader(ds, batchSize: 4, seed: 1, prefetch: 2)
+        let it = loader.epoch(0)
+        _ = try it.next()
+        _ = try it.next()
+        // Give the worker time to run ahead as far as it may.
+        for _ in 0..<1000 where ds.reads < (2 + 2) * 4 { usleep(2000) }
+        usleep(20000)
+        XCTAssertLessThanOrEqual(ds.reads, (2 + 2 + 1) * 4)
+        XCTAssertGreaterThanOrEqual(ds.reads, (2 + 2) * 4)
+        it.close()
+        let after = ds.reads
+        usleep(20000)
+        XCTAssertEqual(ds.reads, after, "no reads after close()")
+        XCTAssertNil(try it.next())
     }
 
     func testWorkerErrorsReachTheConsumer() throws {

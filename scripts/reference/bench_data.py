@@ -63,6 +63,23 @@ def main():
         best = min(best, time.perf_counter() - start)
     print(f"torch_transform_images_per_s {n / best:.1f}")
 
+    # The same transform on uint8 tensors through torchvision.transforms.v2 (no PIL).
+    from torchvision.transforms import v2
+    t2 = v2.Compose([
+        v2.Resize(96), v2.RandomHorizontalFlip(), v2.RandomRotation(10), v2.RandomCrop(96, padding=4),
+        v2.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2), v2.ToDtype(torch.float32, scale=True),
+    ])
+    data = torch.from_numpy(np.ascontiguousarray(ds.data))
+    for i in range(min(n, 64)):
+        t2(data[i])
+    best2 = float("inf")
+    for _ in range(args.repeats):
+        start = time.perf_counter()
+        for i in range(n):
+            t2(data[i])
+        best2 = min(best2, time.perf_counter() - start)
+    print(f"torch_v2_tensor_transform_images_per_s {n / best2:.1f}")
+
     loader = DataLoader(ds, batch_size=args.batch, shuffle=True, num_workers=threads, persistent_workers=False)
     best = float("inf")
     for _ in range(args.repeats):
