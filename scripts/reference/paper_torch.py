@@ -165,17 +165,20 @@ def choose_indices(a, train_labels):
     n = train_labels.size
     everything = np.arange(n, dtype=np.int64)
 
+    given = common.read_indices(a.indices, n, "samples") if a.indices else None
     val = None
     if a.select == "val":
         if a.val_indices:
             val = common.read_indices(a.val_indices, n, "validation")
         else:
-            # Drawn first (its own seed stream) so the samples can avoid it.
-            val = common.stratified_subset(train_labels, everything, a.val_size,
+            # Drawn before the samples (its own seed stream) so the samples can avoid it; from
+            # outside the given samples when an index file fixes them.
+            pool = everything if given is None else np.setdiff1d(everything, given)
+            val = common.stratified_subset(train_labels, pool, a.val_size,
                                            seed=a.seed + 1_000_003, what="validation split")
 
-    if a.indices:
-        samples = common.read_indices(a.indices, n, "samples")
+    if given is not None:
+        samples = given
     else:
         pool = everything if val is None else np.setdiff1d(everything, val)
         if a.samples > pool.size:
@@ -523,7 +526,7 @@ def main(argv=None):
     total = time.perf_counter() - wall0
 
     def fmt(v):
-        return "-" if v is None else f"{v:.2f}"
+        return "-" if v is None else f"{v:.2f} %"
 
     def fmt_t(v):
         return "-" if v is None else f"{v:.0f}"
@@ -532,8 +535,8 @@ def main(argv=None):
         f"| Dataset | Samples | Select on | Teacher (MobileNetV2) | Student alone (EfficientNet-B0)"
         f" | SS-KD student |\n"
         f"|---|---:|---|---:|---:|---:|\n"
-        f"| {a.dataset} | {samples.size} | {a.select} | {fmt(result['teacher'])} % "
-        f"| {fmt(result['alone'])} % | {fmt(result['kd'])} % |\n"
+        f"| {a.dataset} | {samples.size} | {a.select} | {fmt(result['teacher'])} "
+        f"| {fmt(result['alone'])} | {fmt(result['kd'])} |\n"
         f"| wall time (s) | | | {fmt_t(walls['teacher'])} | {fmt_t(walls['alone'])} "
         f"| {fmt_t(walls['kd'])} |\n")
     print()
