@@ -394,6 +394,40 @@ def run_student(a, phase, student, loader, select_loader, log, teacher=None):
     return best_acc, best_epoch, epochs_run
 
 
+def write_plot(metrics_path, png_path):
+    """Selection accuracy per epoch to a PNG, as the published script does; needs matplotlib
+    (optional: without it the data is in metrics.jsonl and no plot is written)."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib not installed: no accuracy plot (the data is in metrics.jsonl)")
+        return None
+    series, split = {}, "selection"
+    with open(metrics_path, "r", encoding="utf-8") as f:
+        for line in f:
+            row = json.loads(line)
+            if row.get("select_acc") is not None:
+                series.setdefault(row["phase"], []).append((row["epoch"] + 1, row["select_acc"]))
+                split = row["select_split"]
+    if not series:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    labels = {"teacher": "teacher (MobileNetV2)", "alone": "student alone",
+              "kd": "SS-KD student"}
+    for phase, pts in series.items():
+        ax.plot([e for e, _ in pts], [v for _, v in pts], marker="o", label=labels[phase])
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(f"{split} accuracy (%)")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=100)
+    plt.close(fig)
+    return os.path.basename(png_path)
+
+
 # ----------------------------------------------------------------------------------------------
 # Main
 
@@ -511,7 +545,7 @@ def main(argv=None):
         sel_acc, best_epoch, epochs_run = run_student(
             a, phase, student, loader, select_loader, log,
             teacher=teacher if phase == "kd" else None)
-        if a.select == "test":
+        if a.select == "test" and epochs_run > 0:
             test_acc = sel_acc  # best weights restored; their test accuracy is the best seen
         else:
             test_acc, _ = evaluate(student, test_loader, a.limit_eval_batches)
@@ -567,6 +601,8 @@ def main(argv=None):
                   "val": None if val is None else "val.txt", "metrics": "metrics.jsonl",
                   "table": "table.md"},
     }
+    plot = write_plot(os.path.join(a.out, "metrics.jsonl"), os.path.join(a.out, "accuracy.png"))
+    summary["files"]["plot"] = plot
     with open(os.path.join(a.out, "summary.json"), "w", encoding="utf-8") as f:
         json.dump(summary, f, indent=2)
         f.write("\n")
