@@ -217,6 +217,8 @@ def main(argv=None):
                                   a.seed)), flush=True)
         return 0
 
+    # With --json - the JSON document owns stdout; the human lines go to stderr.
+    out = sys.stderr if a.json == "-" else sys.stdout
     info = machine_info()
     results = []
     for threads in a.threads:
@@ -225,13 +227,13 @@ def main(argv=None):
             results.append(r)
             print(f"{name:16s} {threads} thread(s)  batch {r['batch']:3d}  "
                   f"{r['images_per_s']:8.1f} images/s  {r['ms_per_iter_median']:8.1f} ms/iter  "
-                  f"peak RSS {r['peak_rss_mb']:.0f} MiB", flush=True)
+                  f"peak RSS {r['peak_rss_mb']:.0f} MiB", file=out, flush=True)
     torch_version = results[0]["torch"] if results else None
-    print()
+    print(file=out)
     print(f"PyTorch {torch_version} CPU, {a.size}x{a.size} RGB, 10 classes, warm-up {a.warmup}, "
           f"timed {a.iters}; {info['cpu']} ({info['logical_cpus']} logical CPUs, load "
-          f"{info['loadavg_at_start']})")
-    print(table(results))
+          f"{info['loadavg_at_start']})", file=out)
+    print(table(results), file=out)
     if a.json:
         doc = {"tool": "bench_train.py", "torch": torch_version, "machine": info,
                "settings": {"batch": a.batch, "size": a.size, "warmup": a.warmup,
@@ -244,7 +246,7 @@ def main(argv=None):
         else:
             with open(a.json, "w", encoding="utf-8") as f:
                 f.write(text)
-            print(f"wrote {a.json}")
+            print(f"wrote {a.json}", file=out)
     return 0
 
 
