@@ -36,6 +36,7 @@ extension Tensor {
     /// Softmax along `dim`.
     public func softmax(_ dim: Int) throws -> Tensor {
         let a = try normalizeAxis(dim, self.dim, op: "softmax")
+        if self.dim == 0 { return try reshape([1]).softmax(0).reshape([]) }
         let out = softmaxKernel(self, axis: a, log: false)
         return record(out, "softmax", [self]) { g in
             // dx = y * (g - sum(g * y))
@@ -47,6 +48,7 @@ extension Tensor {
     /// Log-softmax along `dim` (numerically stable).
     public func logSoftmax(_ dim: Int) throws -> Tensor {
         let a = try normalizeAxis(dim, self.dim, op: "log_softmax")
+        if self.dim == 0 { return try reshape([1]).logSoftmax(0).reshape([]) }
         let out = softmaxKernel(self, axis: a, log: true)
         return record(out, "log_softmax", [self]) { g in
             // dx = g - softmax * sum(g)
