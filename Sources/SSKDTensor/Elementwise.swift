@@ -30,7 +30,9 @@ extension Tensor {
 
     public func div(_ other: Tensor) throws -> Tensor {
         let out = try broadcastBinary(self, other, op: "div", /)
-        return record(out, "div", [self, other]) { [a = self, b = other] g in
+        // Closures capture a detached alias of `out`, never `out` itself: out -> node -> closure
+        // -> out would be a reference cycle that leaks every graph that is not backpropagated.
+        return record(out, "div", [self, other]) { [a = self, b = other, out = out.detach()] g in
             // d(a/b)/da = 1/b ; d(a/b)/db = -a/b^2 = -out/b
             [a.requiresGrad ? try a.reduceGrad(broadcastBinary(g, b, op: "div", /)) : nil,
              b.requiresGrad ? try b.reduceGrad(broadcastBinary(broadcastBinary(g, out, op: "mul", *), b, op: "div") { -$0 / $1 }) : nil]
@@ -40,7 +42,7 @@ extension Tensor {
     /// self ^ other elementwise with broadcasting.
     public func pow(_ other: Tensor) throws -> Tensor {
         let out = try broadcastBinary(self, other, op: "pow") { scalarPow($0, $1) }
-        return record(out, "pow", [self, other]) { [a = self, b = other] g in
+        return record(out, "pow", [self, other]) { [a = self, b = other, out = out.detach()] g in
             var ga: Tensor? = nil, gb: Tensor? = nil
             if a.requiresGrad {
                 // b * a^(b-1)
@@ -78,7 +80,7 @@ extension Tensor {
 
     public func exp() -> Tensor {
         let out = unaryMap(self) { expf($0) }
-        return record(out, "exp", [self]) { g in [zipMap(g, out, *)] }
+        return record(out, "exp", [self]) { [out = out.detach()] g in [zipMap(g, out, *)] }
     }
 
     public func log() -> Tensor {
@@ -100,7 +102,7 @@ extension Tensor {
 
     public func sqrt() -> Tensor {
         let out = unaryMap(self) { $0.squareRoot() }
-        return record(out, "sqrt", [self]) { g in [zipMap(g, out) { $0 / (2 * $1) }] }
+        return record(out, "sqrt", [self]) { [out = out.detach()] g in [zipMap(g, out) { $0 / (2 * $1) }] }
     }
 
     public func abs() -> Tensor {
@@ -111,17 +113,17 @@ extension Tensor {
 
     public func sigmoid() -> Tensor {
         let out = unaryMap(self) { x in x >= 0 ? 1 / (1 + expf(-x)) : expf(x) / (1 + expf(x)) }
-        return record(out, "sigmoid", [self]) { g in [zipMap(g, out) { gg, s in gg * s * (1 - s) }] }
+        return record(out, "sigmoid", [self]) { [out = out.detach()] g in [zipMap(g, out) { gg, s in gg * s * (1 - s) }] }
     }
 
     public func tanh() -> Tensor {
         let out = unaryMap(self) { tanhf($0) }
-        return record(out, "tanh", [self]) { g in [zipMap(g, out) { gg, t in gg * (1 - t * t) }] }
+        return record(out, "tanh", [self]) { [out = out.detach()] g in [zipMap(g, out) { gg, t in gg * (1 - t * t) }] }
     }
 
     public func relu() -> Tensor {
         let out = unaryMap(self) { $0 > 0 ? $0 : 0 }
-        return record(out, "relu", [self]) { g in [zipMap(g, out) { gg, y in y > 0 ? gg : 0 }] }
+        return record(out, "relu", [self]) { [out = out.detach()] g in [zipMap(g, out) { gg, y in y > 0 ? gg : 0 }] }
     }
 
     /// Clamps to [min, max] (either bound may be nil). The gradient passes where min <= x <= max.

@@ -112,6 +112,12 @@ final class AutogradTests: XCTestCase {
         for _ in 0..<3000 { y = y.mul(1.0001) }
         try y.sum().backward()
         XCTAssertEqual(Double(x.grad!.toArray()[0]), pow(1.0001, 3000), accuracy: 1e-3)
+        // And a chain of 50k ops.
+        let w = try Tensor([2]).requiringGrad()
+        var v = w
+        for _ in 0..<50_000 { v = v.add(1) }
+        try v.sum().backward()
+        assertClose(w.grad!, [1])
     }
 
     func testGradcheckCatchesAWrongGradient() throws {
@@ -122,5 +128,44 @@ final class AutogradTests: XCTestCase {
         XCTAssertFalse(report.passed)
         XCTAssertFalse(report.failures.isEmpty)
         XCTAssertTrue(report.description.contains("failed"))
+    }
+}
+
+/// Graphs that are never backpropagated are freed (no reference cycles, no deep recursion).
+final class GraphLifetimeTests: XCTestCase {
+    func testUnusedGraphsAreFreed() throws {
+        let x = try Tensor([0.1, 0.2, 0.3]).requiringGrad()
+        weak var weakOut: Tensor?
+        weak var weakMid: Tensor?
+        do {
+            let mid = try x.exp().sqrt().sigmoid().tanh().relu().softmax(0).logSoftmax(0)
+            let out = try (mid / x).pow(x)
+            weakOut = out
+            weakMid = mid
+            XCTAssertNotNil(weakOut)
+        }
+        XCTAssertNil(weakOut, "an unused graph must not keep its output alive")
+        XCTAssertNil(weakMid)
+    }
+
+    func testRetainedGraphIsFreedWhenDropped() throws {
+        let x = try Tensor([1, 2]).requiringGrad()
+        weak var weakOut: Tensor?
+        do {
+            let out = try x.exp().sum()
+            try out.backward(retainGraph: true)
+            weakOut = out
+        }
+        XCTAssertNil(weakOut)
+    }
+
+    func testVeryLongUnusedChainIsFreedWithoutStackOverflow() throws {
+        let x = try Tensor([1]).requiringGrad()
+        do {
+            var y = x
+            for _ in 0..<200_000 { y = y.add(0) }
+            XCTAssertEqual(y.gradFn?.name, "add")
+        }
+        XCTAssertNil(x.grad)
     }
 }
