@@ -34,7 +34,7 @@ let package = Package(
         .target(name: "SSKDNN", dependencies: ["SSKDTensor"], swiftSettings: fast),
         .target(name: "SSKDOptim", dependencies: ["SSKDNN", "SSKDTensor"], swiftSettings: fast),
         .target(name: "SSKDData", dependencies: ["SSKDTensor", "CImageCodecs", "CImageDecode"], swiftSettings: fast),
-        .target(name: "SSKDTrain", dependencies: ["SSKDData", "SSKDOptim", "SSKDNN", "SSKDTensor"], swiftSettings: fast),
+        .target(name: "SSKDTrain", dependencies: ["SSKDData", "SSKDOptim", "SSKDNN", "SSKDTensor", "CImageCodecs"], swiftSettings: fast),
         // Our own C code: trampolines that raise Lua errors after Swift has returned, and image
         // decoding whose setjmp/longjmp error handling stays inside C.
         .target(name: "CLuaShim", dependencies: ["CLua"], cSettings: fastC),
