@@ -200,7 +200,9 @@ public struct Normalize: Transform {
     public var description: String { "Normalize(mean: \(mean), std: \(std))" }
 }
 
-/// Applies a closure (for transforms written elsewhere, e.g. in Lua).
+/// Applies a closure (for transforms written elsewhere). The loader calls transforms from
+/// several threads at once: the closure must be thread-safe (a Lua callback is not; run such a
+/// transform with `DataLoader(workers: 1, prefetch: 0)` or behind a lock).
 public struct Lambda: Transform {
     public let name: String
     public let body: (Image, Generator) throws -> Image

@@ -154,4 +154,31 @@ final class LoaderTests: XCTestCase {
         XCTAssertTrue(b.images === b.views[0])
         XCTAssertNotEqual(b.views[0].toArray(), b.views[1].toArray())
     }
+
+    /// STL-10 files -> stratified subset -> paper transform -> NCHW batches in [0, 1].
+    func testPaperPipelineOnSTL10Files() throws {
+        let dir = try makeTempDir(self)
+        let n = 20
+        var x = [UInt8](repeating: 0, count: n * 27648)
+        for i in 0..<x.count { x[i] = UInt8((i * 7 + i / 27648 * 13) % 256) }
+        try writeBytes(x, to: dir + "/train_X.bin")
+        try writeBytes((0..<n).map { UInt8($0 % 10 + 1) }, to: dir + "/train_y.bin")
+        let train = try STL10(root: dir, split: .train)
+        let split = try train.stratifiedSplit(samples: 10, validation: 5, seed: 4)
+        XCTAssertEqual(try split.train.classCounts(), [Int](repeating: 1, count: 10))
+        let loader = try DataLoader(split.train, batchSize: 4, seed: 4, transform: Compose.paperTrain())
+        var count = 0
+        try loader.forEach(epoch: 0) { b in
+            XCTAssertEqual(b.images.shape, [b.count, 3, 96, 96])
+            XCTAssertTrue(b.images.toArray().allSatisfy { $0 >= 0 && $0 <= 1 })
+            for (k, i) in b.indices.enumerated() { XCTAssertEqual(b.labels![k], try split.train.label(at: i)) }
+            count += b.count
+            return true
+        }
+        XCTAssertEqual(count, 10)
+        // The test transform is the identity at 96x96 apart from scaling.
+        let test = try DataLoader(split.validation, batchSize: 5, shuffle: false, transform: Compose.paperTest()).batch(epoch: 0, number: 0)
+        let expected = try split.validation.image(at: 2).pixels.map { Float($0) / 255 }
+        XCTAssertEqual(Array(test.images.toArray()[(2 * 27648)..<(3 * 27648)]), expected)
+    }
 }
