@@ -341,6 +341,23 @@ public enum F {
         }
     }
 
+    /// Grey image `0.2989 R + 0.587 G + 0.114 B` with 1 or 3 (repeated) channels
+    /// (`F.rgb_to_grayscale`); a 1-channel image is returned as is, as torchvision does.
+    public static func rgbToGrayscale(_ img: Image, outputChannels: Int = 1) throws -> Image {
+        guard outputChannels == 1 || outputChannels == 3 else {
+            throw DataError("rgb_to_grayscale", "output channels must be 1 or 3, got \(outputChannels)")
+        }
+        try checkColourChannels(img, "rgb_to_grayscale")
+        if img.channels == 1 { return img }
+        let plane = img.height * img.width
+        var l = [Float](repeating: 0, count: plane)
+        img.pixels.withUnsafeBufferPointer { p in
+            for i in 0..<plane { l[i] = gray(p[i], p[plane + i], p[2 * plane + i]) }
+        }
+        let out = outputChannels == 1 ? l : l + l + l
+        return Image(unchecked: ImageShape(channels: outputChannels, height: img.height, width: img.width), out, range: img.range)
+    }
+
     // MARK: Value range
 
     /// Scales a range-255 image to [0, 1] (`ToTensor` / `ToDtype(float32, scale=True)`);

@@ -6,6 +6,7 @@
 // thread count or prefetching. Parameters are drawn in torchvision's order (e.g. ColorJitter:
 // the permutation of the four adjustments first, then the factors).
 
+import Foundation
 import SSKDTensor
 
 /// An image transform; random ones draw from `generator`.
@@ -185,6 +186,73 @@ public struct ColorJitter: Transform {
     }
 }
 
+/// Crops a random area and aspect ratio, then resizes to `height x width`
+/// (`transforms.RandomResizedCrop`, bilinear with antialias): up to 10 draws of
+/// (area in `scale` of the image, log-uniform aspect ratio in `ratio`), else the central crop.
+public struct RandomResizedCrop: Transform {
+    public var height: Int, width: Int
+    public var scale: ClosedRange<Double>, ratio: ClosedRange<Double>
+    public init(_ size: Int, scale: ClosedRange<Double> = 0.08...1, ratio: ClosedRange<Double> = (3.0 / 4)...(4.0 / 3)) {
+        self.init(height: size, width: size, scale: scale, ratio: ratio)
+    }
+    public init(height: Int, width: Int, scale: ClosedRange<Double> = 0.08...1, ratio: ClosedRange<Double> = (3.0 / 4)...(4.0 / 3)) {
+        self.height = height; self.width = width; self.scale = scale; self.ratio = ratio
+    }
+
+    /// The crop window (top, left, height, width) torchvision's `get_params` would pick.
+    public func window(height ih: Int, width iw: Int, generator g: Generator) -> (top: Int, left: Int, height: Int, width: Int) {
+        let area = Double(ih * iw)
+        let logLo = Foundation.log(ratio.lowerBound), logHi = Foundation.log(ratio.upperBound)
+        for _ in 0..<10 {
+            let target = area * g.uniform(scale.lowerBound, scale.upperBound)
+            let aspect = Foundation.exp(g.uniform(logLo, logHi))
+            let w = Int((target * aspect).squareRoot().rounded(.toNearestOrEven))
+            let h = Int((target / aspect).squareRoot().rounded(.toNearestOrEven))
+            if w > 0 && w <= iw && h > 0 && h <= ih {
+                let top = g.nextInt(ih - h + 1), left = g.nextInt(iw - w + 1)
+                return (top, left, h, w)
+            }
+        }
+        let inRatio = Double(iw) / Double(ih)
+        var w = iw, h = ih
+        if inRatio < ratio.lowerBound {
+            h = Int((Double(w) / ratio.lowerBound).rounded(.toNearestOrEven))
+        } else if inRatio > ratio.upperBound {
+            w = Int((Double(h) * ratio.upperBound).rounded(.toNearestOrEven))
+        }
+        return ((ih - h) / 2, (iw - w) / 2, h, w)
+    }
+
+    public func apply(_ image: Image, generator: Generator) throws -> Image {
+        guard scale.lowerBound > 0, ratio.lowerBound > 0 else { throw DataError("RandomResizedCrop", "scale and ratio must be positive") }
+        let win = window(height: image.height, width: image.width, generator: generator)
+        let c = try F.crop(image, top: win.top, left: win.left, height: win.height, width: win.width)
+        return try F.resize(c, height: height, width: width)
+    }
+    public var description: String { "RandomResizedCrop(\(height)x\(width), scale: \(scale), ratio: \(ratio))" }
+}
+
+/// Converts to grey (keeping the channel count) with probability `p` (`transforms.RandomGrayscale`).
+public struct RandomGrayscale: Transform {
+    public var p: Double
+    public init(p: Double = 0.1) { self.p = p }
+    public func apply(_ image: Image, generator: Generator) throws -> Image {
+        guard generator.nextDouble() < p, image.channels == 3 else { return image }
+        return try F.rgbToGrayscale(image, outputChannels: 3)
+    }
+    public var description: String { "RandomGrayscale(p: \(p))" }
+}
+
+/// Applies `transform` with probability `p` (`transforms.RandomApply`).
+public struct RandomApply: Transform {
+    public var transform: Transform, p: Double
+    public init(_ transform: Transform, p: Double = 0.5) { self.transform = transform; self.p = p }
+    public func apply(_ image: Image, generator: Generator) throws -> Image {
+        generator.nextDouble() < p ? try transform.apply(image, generator: generator) : image
+    }
+    public var description: String { "RandomApply(\(transform), p: \(p))" }
+}
+
 /// Scales pixel values to [0, 1] (`transforms.ToTensor`'s scaling).
 public struct ToFloat: Transform {
     public init() {}
@@ -234,6 +302,14 @@ extension Compose {
     public static func paperTrain(size: Int = 96) -> Compose {
         Compose([Resize(size), RandomHorizontalFlip(), RandomRotation(10), RandomCrop(size, padding: 4),
                  try! ColorJitter(brightness: 0.2, contrast: 0.2, saturation: 0.2), ToFloat()])
+    }
+    /// SimCLR-style augmentation for two-view pretext training: RandomResizedCrop(size, 0.2...1),
+    /// RandomHorizontalFlip, RandomApply(ColorJitter(0.4, 0.4, 0.4, 0.1), p 0.8),
+    /// RandomGrayscale(0.2), ToFloat. Use with `MultiView(twice:)`.
+    public static func contrastive(size: Int = 96) -> Compose {
+        Compose([RandomResizedCrop(size, scale: 0.2...1), RandomHorizontalFlip(),
+                 RandomApply(try! ColorJitter(brightness: 0.4, contrast: 0.4, saturation: 0.4, hue: 0.1), p: 0.8),
+                 RandomGrayscale(p: 0.2), ToFloat()])
     }
     /// The paper's test transform: Resize(size), ToFloat.
     public static func paperTest(size: Int = 96) -> Compose { Compose([Resize(size), ToFloat()]) }

@@ -52,6 +52,10 @@ final class TransformTests: XCTestCase {
             let params = ColorJitter.Parameters(order: (p["order"] as! [NSNumber]).map(\.intValue), brightness: Float(num(p, "brightness")),
                                                 contrast: Float(num(p, "contrast")), saturation: Float(num(p, "saturation")), hue: Float(num(p, "hue")))
             return try ColorJitter.apply(x, params)
+        case "grayscale": return try F.rgbToGrayscale(x, outputChannels: int(p, "channels"))
+        case "resized_crop":
+            let c = try F.crop(x, top: int(p, "top"), left: int(p, "left"), height: int(p, "height"), width: int(p, "width"))
+            return try F.resize(c, height: int(p, "size"), width: int(p, "size"))
         case "normalize":
             return try F.normalize(x, mean: (p["mean"] as! [NSNumber]).map(\.floatValue), std: (p["std"] as! [NSNumber]).map(\.floatValue))
         default: throw DataError("golden", "unknown op \(c.op)")
@@ -78,7 +82,7 @@ final class TransformTests: XCTestCase {
                 XCTAssertTrue(y.pixels == c.output, "\(c.name) must equal torchvision exactly: \(mismatched) values differ, max \(maxDiff)")
             case "rotate":
                 XCTAssertEqual(mismatched, 0, "\(c.name): \(mismatched) of \(diffs.count) values differ")
-            case "resize":
+            case "resize", "resized_crop":
                 XCTAssertLessThanOrEqual(maxDiff, 2e-6, c.name)
             case "hue", "jitter":
                 XCTAssertLessThanOrEqual(maxDiff, 2e-6, c.name)
@@ -134,6 +138,51 @@ final class TransformTests: XCTestCase {
         var flips = 0
         for s in 0..<400 where try flip.apply(img, generator: Generator(seed: UInt64(s))) != img { flips += 1 }
         XCTAssertTrue((150...250).contains(flips), "\(flips) flips of 400")
+    }
+
+    /// The pipeline runs colour and geometry on raw 0...255 values (ToFloat comes last, as in the
+    /// paper); that must agree with running them on [0, 1] values.
+    func testRange255AgreesWithUnitRange() throws {
+        let bytes = try ByteImage(shape: ImageShape(channels: 3, height: 9, width: 11), pixels: (0..<297).map { UInt8(($0 * 37 + $0 / 7) % 256) })
+        let raw = Image(bytes), unit = F.toFloat(raw)
+        let ops: [(String, (Image) throws -> Image)] = [
+            ("brightness", { try F.adjustBrightness($0, factor: 1.3) }),
+            ("contrast", { try F.adjustContrast($0, factor: 0.7) }),
+            ("saturation", { try F.adjustSaturation($0, factor: 1.4) }),
+            ("hue", { try F.adjustHue($0, factor: -0.15) }),
+            ("resize", { try F.resize($0, height: 5, width: 17) }),
+            ("rotate", { F.rotate($0, angle: 8) }),
+            ("grayscale", { try F.rgbToGrayscale($0) }),
+        ]
+        for (name, op) in ops {
+            let a = F.toFloat(try op(raw)), b = try op(unit)
+            XCTAssertEqual(a.shape, b.shape, name)
+            let d = zip(a.pixels, b.pixels).map { abs($0 - $1) }.max()!
+            XCTAssertLessThanOrEqual(d, 2e-6, name)
+        }
+    }
+
+    func testRandomResizedCropAndGrayscale() throws {
+        let img = Image(try ByteImage(shape: ImageShape(channels: 3, height: 30, width: 40), pixels: (0..<3600).map { UInt8($0 % 256) }))
+        let t = RandomResizedCrop(16, scale: 0.2...1)
+        for s in 0..<50 {
+            let w = t.window(height: 30, width: 40, generator: Generator(seed: UInt64(s)))
+            XCTAssertTrue(w.top >= 0 && w.left >= 0 && w.top + w.height <= 30 && w.left + w.width <= 40)
+            let area = Double(w.height * w.width) / 1200, aspect = Double(w.width) / Double(w.height)
+            XCTAssertTrue(area > 0.15 && area < 1.05 && aspect > 0.7 && aspect < 1.4, "\(w)")
+            let out = try t.apply(img, generator: Generator(seed: UInt64(s)))
+            XCTAssertEqual(out.shape, ImageShape(channels: 3, height: 16, width: 16))
+        }
+        // Impossible scale: falls back to the central crop of the allowed aspect ratio.
+        let wide = RandomResizedCrop(8, scale: 5...6).window(height: 10, width: 40, generator: Generator(seed: 1))
+        XCTAssertEqual(wide.height, 10)
+        XCTAssertEqual(wide.width, 13)
+        XCTAssertEqual(wide.left, 13)
+        let g = try RandomGrayscale(p: 1).apply(img, generator: Generator(seed: 0))
+        XCTAssertEqual(g.channels, 3)
+        XCTAssertEqual(Array(g.pixels[0..<1200]), Array(g.pixels[1200..<2400]))
+        let mv = try MultiView(twice: Compose.contrastive(size: 16)).apply(img, generator: Generator(seed: 2))
+        XCTAssertEqual(mv.map(\.shape), [ImageShape(channels: 3, height: 16, width: 16), ImageShape(channels: 3, height: 16, width: 16)])
     }
 
     func testResizeSemantics() throws {
