@@ -6,24 +6,26 @@
 //
 // What is matched (see Tests/SSKDDataTests and scripts/reference/transforms_golden.py):
 //   hflip, pad (constant), crop            exactly (pure data movement)
-//   resize                                 F.resize(float tensor, bilinear, antialias=True): the
+//   resize                                 TF.resize(float tensor, bilinear, antialias=True): the
 //                                          separable triangle filter of aten's
 //                                          _upsample_bilinear2d_aa (equal to plain bilinear,
 //                                          align_corners=False, when upsampling)
-//   rotate                                 F.rotate(nearest, expand=False, center=None, fill):
+//   rotate                                 TF.rotate(nearest, expand=False, center=None, fill):
 //                                          the inverse affine grid of _gen_affine_grid sampled
 //                                          with grid_sample(nearest, zeros, align_corners=False)
-//   brightness/contrast/saturation/hue     F.adjust_* on float tensors (_blend, rgb_to_grayscale
+//   brightness/contrast/saturation/hue     TF.adjust_* on float tensors (_blend, rgb_to_grayscale
 //                                          weights 0.2989/0.587/0.114, _rgb2hsv/_hsv2rgb)
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
-public enum F {
+/// Image kernels with explicit parameters, named after torchvision.transforms.functional
+/// (commonly imported as `TF`); the doc comments cite the torchvision function each matches.
+public enum TF {
     // MARK: Geometry
 
-    /// Mirrors the image left to right (`F.hflip`).
+    /// Mirrors the image left to right (`TF.hflip`).
     public static func hflip(_ img: Image) -> Image {
         let c = img.channels, h = img.height, w = img.width
         var out = [Float](repeating: 0, count: img.pixels.count)
@@ -38,7 +40,7 @@ public enum F {
         return Image(unchecked: img.shape, out, range: img.range)
     }
 
-    /// Mirrors the image top to bottom (`F.vflip`).
+    /// Mirrors the image top to bottom (`TF.vflip`).
     public static func vflip(_ img: Image) -> Image {
         let c = img.channels, h = img.height, w = img.width
         var out = [Float](repeating: 0, count: img.pixels.count)
@@ -49,7 +51,7 @@ public enum F {
         return Image(unchecked: img.shape, out, range: img.range)
     }
 
-    /// Constant padding (`F.pad(img, [left, top, right, bottom], fill, "constant")`).
+    /// Constant padding (`TF.pad(img, [left, top, right, bottom], fill, "constant")`).
     public static func pad(_ img: Image, left: Int, top: Int, right: Int, bottom: Int, fill: Float = 0) throws -> Image {
         guard left >= 0, top >= 0, right >= 0, bottom >= 0 else {
             throw DataError("pad", "padding must be >= 0, got left \(left) top \(top) right \(right) bottom \(bottom)")
@@ -69,7 +71,7 @@ public enum F {
         return Image(unchecked: ImageShape(channels: c, height: oh, width: ow), out, range: img.range)
     }
 
-    /// The `height x width` window at (`top`, `left`) (`F.crop`); parts outside the image are
+    /// The `height x width` window at (`top`, `left`) (`TF.crop`); parts outside the image are
     /// `fill` (0 in torchvision).
     public static func crop(_ img: Image, top: Int, left: Int, height: Int, width: Int, fill: Float = 0) throws -> Image {
         guard height > 0, width > 0 else { throw DataError("crop", "crop size must be positive, got \(height)x\(width)") }
@@ -93,7 +95,7 @@ public enum F {
         return Image(unchecked: ImageShape(channels: c, height: height, width: width), out, range: img.range)
     }
 
-    /// The centred `height x width` window (`F.center_crop`: top = round((H - h) / 2)).
+    /// The centred `height x width` window (`TF.center_crop`: top = round((H - h) / 2)).
     public static func centerCrop(_ img: Image, height: Int, width: Int) throws -> Image {
         let top = Int((Double(img.height - height) / 2).rounded(.toNearestOrEven))
         let left = Int((Double(img.width - width) / 2).rounded(.toNearestOrEven))
@@ -114,7 +116,7 @@ public enum F {
     }
 
     /// Bilinear resize to `height x width` with antialiasing when downscaling
-    /// (`F.resize(..., BILINEAR, antialias=True)` on a float tensor). Same size returns the input.
+    /// (`TF.resize(..., BILINEAR, antialias=True)` on a float tensor). Same size returns the input.
     public static func resize(_ img: Image, height oh: Int, width ow: Int, antialias: Bool = true) throws -> Image {
         guard oh > 0, ow > 0 else { throw DataError("resize", "target size must be positive, got \(oh)x\(ow)") }
         let c = img.channels, h = img.height, w = img.width
@@ -160,7 +162,7 @@ public enum F {
     }
 
     /// Rotates by `angle` degrees counter-clockwise about the image centre, keeping the size,
-    /// nearest-neighbour sampling, `fill` outside the source (`F.rotate(img, angle, NEAREST,
+    /// nearest-neighbour sampling, `fill` outside the source (`TF.rotate(img, angle, NEAREST,
     /// expand=False, center=None, fill=fill)` on a tensor).
     public static func rotate(_ img: Image, angle: Double, fill: Float = 0) -> Image {
         let c = img.channels, h = img.height, w = img.width
@@ -220,22 +222,22 @@ public enum F {
     // Each adjustment has an in-place kernel (`..._`) so ColorJitter chains them on one buffer;
     // the public functions copy first.
 
-    /// `clamp(factor * img, 0, range)` (`F.adjust_brightness`).
+    /// `clamp(factor * img, 0, range)` (`TF.adjust_brightness`).
     public static func adjustBrightness(_ img: Image, factor: Float) throws -> Image {
         var y = img; try adjustBrightness_(&y, factor: factor); return y
     }
 
-    /// Blends with the mean grey level (`F.adjust_contrast`).
+    /// Blends with the mean grey level (`TF.adjust_contrast`).
     public static func adjustContrast(_ img: Image, factor: Float) throws -> Image {
         var y = img; try adjustContrast_(&y, factor: factor); return y
     }
 
-    /// Blends with the per-pixel grey image (`F.adjust_saturation`); a 1-channel image is returned as is.
+    /// Blends with the per-pixel grey image (`TF.adjust_saturation`); a 1-channel image is returned as is.
     public static func adjustSaturation(_ img: Image, factor: Float) throws -> Image {
         var y = img; try adjustSaturation_(&y, factor: factor); return y
     }
 
-    /// Shifts hue by `factor` turns in [-0.5, 0.5] through HSV (`F.adjust_hue`); a 1-channel
+    /// Shifts hue by `factor` turns in [-0.5, 0.5] through HSV (`TF.adjust_hue`); a 1-channel
     /// image is returned as is. Works on [0, 1] values (a range-255 image is scaled and back).
     public static func adjustHue(_ img: Image, factor: Float) throws -> Image {
         var y = img; try adjustHue_(&y, factor: factor); return y
@@ -342,7 +344,7 @@ public enum F {
     }
 
     /// Grey image `0.2989 R + 0.587 G + 0.114 B` with 1 or 3 (repeated) channels
-    /// (`F.rgb_to_grayscale`); a 1-channel image is returned as is, as torchvision does.
+    /// (`TF.rgb_to_grayscale`); a 1-channel image is returned as is, as torchvision does.
     public static func rgbToGrayscale(_ img: Image, outputChannels: Int = 1) throws -> Image {
         guard outputChannels == 1 || outputChannels == 3 else {
             throw DataError("rgb_to_grayscale", "output channels must be 1 or 3, got \(outputChannels)")
@@ -372,7 +374,7 @@ public enum F {
         return y
     }
 
-    /// `(x - mean[c]) / std[c]` per channel (`F.normalize`), after scaling to [0, 1].
+    /// `(x - mean[c]) / std[c]` per channel (`TF.normalize`), after scaling to [0, 1].
     public static func normalize(_ img: Image, mean: [Float], std: [Float]) throws -> Image {
         let c = img.channels
         guard mean.count == c || mean.count == 1, std.count == c || std.count == 1 else {

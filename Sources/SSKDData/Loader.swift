@@ -151,7 +151,7 @@ public final class DataLoader {
         let g = generator(epoch: epoch, index: index)
         if let mv = multiView { return try mv.apply(img, generator: g) }
         if let t = transform { return [try t.apply(img, generator: g)] }
-        return [F.toFloat(img)]
+        return [TF.toFloat(img)]
     }
 
     /// An iterator over `epoch`'s batches, prefetching on a background thread.

@@ -43,10 +43,10 @@ public struct Resize: Transform {
         switch size {
         case .smallerEdge(let s):
             guard s > 0 else { throw DataError("Resize", "size must be positive, got \(s)") }
-            let (h, w) = F.resizedSize(height: image.height, width: image.width, smallerEdge: s)
-            return try F.resize(image, height: h, width: w, antialias: antialias)
+            let (h, w) = TF.resizedSize(height: image.height, width: image.width, smallerEdge: s)
+            return try TF.resize(image, height: h, width: w, antialias: antialias)
         case .exact(let h, let w):
-            return try F.resize(image, height: h, width: w, antialias: antialias)
+            return try TF.resize(image, height: h, width: w, antialias: antialias)
         }
     }
     public var description: String {
@@ -63,7 +63,7 @@ public struct CenterCrop: Transform {
     public init(_ size: Int) { height = size; width = size }
     public init(height: Int, width: Int) { self.height = height; self.width = width }
     public func apply(_ image: Image, generator: Generator) throws -> Image {
-        try F.centerCrop(image, height: height, width: width)
+        try TF.centerCrop(image, height: height, width: width)
     }
     public var description: String { "CenterCrop(\(height)x\(width))" }
 }
@@ -73,7 +73,7 @@ public struct RandomHorizontalFlip: Transform {
     public var p: Double
     public init(p: Double = 0.5) { self.p = p }
     public func apply(_ image: Image, generator: Generator) throws -> Image {
-        generator.nextDouble() < p ? F.hflip(image) : image
+        generator.nextDouble() < p ? TF.hflip(image) : image
     }
     public var description: String { "RandomHorizontalFlip(p: \(p))" }
 }
@@ -88,7 +88,7 @@ public struct RandomRotation: Transform {
         minDegrees = min; maxDegrees = max; self.fill = fill
     }
     public func apply(_ image: Image, generator: Generator) throws -> Image {
-        F.rotate(image, angle: generator.uniform(minDegrees, maxDegrees), fill: fill)
+        TF.rotate(image, angle: generator.uniform(minDegrees, maxDegrees), fill: fill)
     }
     public var description: String { "RandomRotation([\(minDegrees), \(maxDegrees)])" }
 }
@@ -124,7 +124,7 @@ public struct RandomCrop: Transform {
             left = generator.nextInt(pw - width + 1)
         }
         if top == t && left == l && height == image.height && width == image.width { return image }
-        return try F.crop(image, top: top - t, left: left - l, height: height, width: width, fill: fill)
+        return try TF.crop(image, top: top - t, left: left - l, height: height, width: width, fill: fill)
     }
     public var description: String { "RandomCrop(\(height)x\(width), padding: \(padding))" }
 }
@@ -168,10 +168,10 @@ public struct ColorJitter: Transform {
         var x = image   // copied on the first adjustment, then adjusted in place
         for k in p.order {
             switch k {
-            case 0: if let f = p.brightness { try F.adjustBrightness_(&x, factor: f) }
-            case 1: if let f = p.contrast { try F.adjustContrast_(&x, factor: f) }
-            case 2: if let f = p.saturation { try F.adjustSaturation_(&x, factor: f) }
-            case 3: if let f = p.hue { try F.adjustHue_(&x, factor: f) }
+            case 0: if let f = p.brightness { try TF.adjustBrightness_(&x, factor: f) }
+            case 1: if let f = p.contrast { try TF.adjustContrast_(&x, factor: f) }
+            case 2: if let f = p.saturation { try TF.adjustSaturation_(&x, factor: f) }
+            case 3: if let f = p.hue { try TF.adjustHue_(&x, factor: f) }
             default: throw DataError("ColorJitter", "order entry \(k) is not 0...3")
             }
         }
@@ -226,8 +226,8 @@ public struct RandomResizedCrop: Transform {
     public func apply(_ image: Image, generator: Generator) throws -> Image {
         guard scale.lowerBound > 0, ratio.lowerBound > 0 else { throw DataError("RandomResizedCrop", "scale and ratio must be positive") }
         let win = window(height: image.height, width: image.width, generator: generator)
-        let c = try F.crop(image, top: win.top, left: win.left, height: win.height, width: win.width)
-        return try F.resize(c, height: height, width: width)
+        let c = try TF.crop(image, top: win.top, left: win.left, height: win.height, width: win.width)
+        return try TF.resize(c, height: height, width: width)
     }
     public var description: String { "RandomResizedCrop(\(height)x\(width), scale: \(scale), ratio: \(ratio))" }
 }
@@ -238,7 +238,7 @@ public struct RandomGrayscale: Transform {
     public init(p: Double = 0.1) { self.p = p }
     public func apply(_ image: Image, generator: Generator) throws -> Image {
         guard generator.nextDouble() < p, image.channels == 3 else { return image }
-        return try F.rgbToGrayscale(image, outputChannels: 3)
+        return try TF.rgbToGrayscale(image, outputChannels: 3)
     }
     public var description: String { "RandomGrayscale(p: \(p))" }
 }
@@ -256,7 +256,7 @@ public struct RandomApply: Transform {
 /// Scales pixel values to [0, 1] (`transforms.ToTensor`'s scaling).
 public struct ToFloat: Transform {
     public init() {}
-    public func apply(_ image: Image, generator: Generator) throws -> Image { F.toFloat(image) }
+    public func apply(_ image: Image, generator: Generator) throws -> Image { TF.toFloat(image) }
     public var description: String { "ToFloat()" }
 }
 
@@ -264,7 +264,7 @@ public struct ToFloat: Transform {
 public struct Normalize: Transform {
     public var mean: [Float], std: [Float]
     public init(mean: [Float], std: [Float]) { self.mean = mean; self.std = std }
-    public func apply(_ image: Image, generator: Generator) throws -> Image { try F.normalize(image, mean: mean, std: std) }
+    public func apply(_ image: Image, generator: Generator) throws -> Image { try TF.normalize(image, mean: mean, std: std) }
     public var description: String { "Normalize(mean: \(mean), std: \(std))" }
 }
 

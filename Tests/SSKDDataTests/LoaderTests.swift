@@ -138,7 +138,7 @@ final class LoaderTests: XCTestCase {
         }
         // Images that do not stack are an error naming the fix.
         let folder = MemoryDataset(labels: [0, 1], classes: 2)
-        let grow = Lambda("grow") { img, _ in img.pixels[0] == 0 ? try F.pad(img, left: 1, top: 0, right: 0, bottom: 0) : img }
+        let grow = Lambda("grow") { img, _ in img.pixels[0] == 0 ? try TF.pad(img, left: 1, top: 0, right: 0, bottom: 0) : img }
         assertDataError(["after the transform", "Resize"]) { _ = try DataLoader(folder, batchSize: 2, shuffle: false, transform: grow).batch(epoch: 0, number: 0) }
         assertDataError(["batch size"]) { _ = try DataLoader(folder, batchSize: 0) }
     }

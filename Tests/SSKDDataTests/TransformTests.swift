@@ -36,28 +36,28 @@ private func int(_ p: [String: Any], _ k: String) -> Int { (p[k] as! NSNumber).i
 final class TransformTests: XCTestCase {
     /// Runs our kernel for a golden case, on the input scaled to [0, 1] as the script did.
     func run(_ c: Golden.Case, _ g: Golden) throws -> Image {
-        let x = F.toFloat(Image(g.inputs[c.input]!))
+        let x = TF.toFloat(Image(g.inputs[c.input]!))
         let p = c.params
         switch c.op {
-        case "hflip": return F.hflip(x)
-        case "pad": return try F.pad(x, left: int(p, "left"), top: int(p, "top"), right: int(p, "right"), bottom: int(p, "bottom"), fill: Float(num(p, "fill")))
-        case "crop": return try F.crop(x, top: int(p, "top"), left: int(p, "left"), height: int(p, "height"), width: int(p, "width"))
-        case "resize": return try F.resize(x, height: int(p, "height"), width: int(p, "width"))
-        case "rotate": return F.rotate(x, angle: num(p, "angle"), fill: Float(num(p, "fill")))
-        case "brightness": return try F.adjustBrightness(x, factor: Float(num(p, "factor")))
-        case "contrast": return try F.adjustContrast(x, factor: Float(num(p, "factor")))
-        case "saturation": return try F.adjustSaturation(x, factor: Float(num(p, "factor")))
-        case "hue": return try F.adjustHue(x, factor: Float(num(p, "factor")))
+        case "hflip": return TF.hflip(x)
+        case "pad": return try TF.pad(x, left: int(p, "left"), top: int(p, "top"), right: int(p, "right"), bottom: int(p, "bottom"), fill: Float(num(p, "fill")))
+        case "crop": return try TF.crop(x, top: int(p, "top"), left: int(p, "left"), height: int(p, "height"), width: int(p, "width"))
+        case "resize": return try TF.resize(x, height: int(p, "height"), width: int(p, "width"))
+        case "rotate": return TF.rotate(x, angle: num(p, "angle"), fill: Float(num(p, "fill")))
+        case "brightness": return try TF.adjustBrightness(x, factor: Float(num(p, "factor")))
+        case "contrast": return try TF.adjustContrast(x, factor: Float(num(p, "factor")))
+        case "saturation": return try TF.adjustSaturation(x, factor: Float(num(p, "factor")))
+        case "hue": return try TF.adjustHue(x, factor: Float(num(p, "factor")))
         case "jitter":
             let params = ColorJitter.Parameters(order: (p["order"] as! [NSNumber]).map(\.intValue), brightness: Float(num(p, "brightness")),
                                                 contrast: Float(num(p, "contrast")), saturation: Float(num(p, "saturation")), hue: Float(num(p, "hue")))
             return try ColorJitter.apply(x, params)
-        case "grayscale": return try F.rgbToGrayscale(x, outputChannels: int(p, "channels"))
+        case "grayscale": return try TF.rgbToGrayscale(x, outputChannels: int(p, "channels"))
         case "resized_crop":
-            let c = try F.crop(x, top: int(p, "top"), left: int(p, "left"), height: int(p, "height"), width: int(p, "width"))
-            return try F.resize(c, height: int(p, "size"), width: int(p, "size"))
+            let c = try TF.crop(x, top: int(p, "top"), left: int(p, "left"), height: int(p, "height"), width: int(p, "width"))
+            return try TF.resize(c, height: int(p, "size"), width: int(p, "size"))
         case "normalize":
-            return try F.normalize(x, mean: (p["mean"] as! [NSNumber]).map(\.floatValue), std: (p["std"] as! [NSNumber]).map(\.floatValue))
+            return try TF.normalize(x, mean: (p["mean"] as! [NSNumber]).map(\.floatValue), std: (p["std"] as! [NSNumber]).map(\.floatValue))
         default: throw DataError("golden", "unknown op \(c.op)")
         }
     }
@@ -121,15 +121,15 @@ final class TransformTests: XCTestCase {
 
         // RandomCrop with padding 4 on a 12x12 image: the result is a window of the padded image.
         let crop = RandomCrop(12, padding: 4)
-        let padded = try F.pad(F.toFloat(Image(try ByteImage(shape: ImageShape(channels: 1, height: 12, width: 12), pixels: (0..<144).map { UInt8($0 + 1) }))), left: 4, top: 4, right: 4, bottom: 4)
+        let padded = try TF.pad(TF.toFloat(Image(try ByteImage(shape: ImageShape(channels: 1, height: 12, width: 12), pixels: (0..<144).map { UInt8($0 + 1) }))), left: 4, top: 4, right: 4, bottom: 4)
         var tops = Set<Int>()
         for s in 0..<100 {
             let g = Generator(seed: UInt64(s))
-            let out = try crop.apply(F.toFloat(Image(try ByteImage(shape: ImageShape(channels: 1, height: 12, width: 12), pixels: (0..<144).map { UInt8($0 + 1) }))), generator: g)
+            let out = try crop.apply(TF.toFloat(Image(try ByteImage(shape: ImageShape(channels: 1, height: 12, width: 12), pixels: (0..<144).map { UInt8($0 + 1) }))), generator: g)
             let g2 = Generator(seed: UInt64(s))
             let top = g2.nextInt(9), left = g2.nextInt(9)
             tops.insert(top)
-            XCTAssertEqual(out, try F.crop(padded, top: top, left: left, height: 12, width: 12))
+            XCTAssertEqual(out, try TF.crop(padded, top: top, left: left, height: 12, width: 12))
         }
         XCTAssertEqual(tops, Set(0...8))
 
@@ -144,18 +144,18 @@ final class TransformTests: XCTestCase {
     /// paper); that must agree with running them on [0, 1] values.
     func testRange255AgreesWithUnitRange() throws {
         let bytes = try ByteImage(shape: ImageShape(channels: 3, height: 9, width: 11), pixels: (0..<297).map { UInt8(($0 * 37 + $0 / 7) % 256) })
-        let raw = Image(bytes), unit = F.toFloat(raw)
+        let raw = Image(bytes), unit = TF.toFloat(raw)
         let ops: [(String, (Image) throws -> Image)] = [
-            ("brightness", { try F.adjustBrightness($0, factor: 1.3) }),
-            ("contrast", { try F.adjustContrast($0, factor: 0.7) }),
-            ("saturation", { try F.adjustSaturation($0, factor: 1.4) }),
-            ("hue", { try F.adjustHue($0, factor: -0.15) }),
-            ("resize", { try F.resize($0, height: 5, width: 17) }),
-            ("rotate", { F.rotate($0, angle: 8) }),
-            ("grayscale", { try F.rgbToGrayscale($0) }),
+            ("brightness", { try TF.adjustBrightness($0, factor: 1.3) }),
+            ("contrast", { try TF.adjustContrast($0, factor: 0.7) }),
+            ("saturation", { try TF.adjustSaturation($0, factor: 1.4) }),
+            ("hue", { try TF.adjustHue($0, factor: -0.15) }),
+            ("resize", { try TF.resize($0, height: 5, width: 17) }),
+            ("rotate", { TF.rotate($0, angle: 8) }),
+            ("grayscale", { try TF.rgbToGrayscale($0) }),
         ]
         for (name, op) in ops {
-            let a = F.toFloat(try op(raw)), b = try op(unit)
+            let a = TF.toFloat(try op(raw)), b = try op(unit)
             XCTAssertEqual(a.shape, b.shape, name)
             let d = zip(a.pixels, b.pixels).map { abs($0 - $1) }.max()!
             XCTAssertLessThanOrEqual(d, 2e-6, name)
@@ -190,13 +190,13 @@ final class TransformTests: XCTestCase {
         XCTAssertEqual(try Resize(5).apply(img, generator: Generator(seed: 0)).shape, ImageShape(channels: 1, height: 5, width: 10))
         XCTAssertEqual(try Resize(96).apply(img, generator: Generator(seed: 0)).shape, ImageShape(channels: 1, height: 96, width: 192))
         // Same size is the identity; a constant image stays constant.
-        XCTAssertEqual(try F.resize(img, height: 10, width: 20), img)
+        XCTAssertEqual(try TF.resize(img, height: 10, width: 20), img)
         let flat = try Image(shape: ImageShape(channels: 1, height: 7, width: 9), pixels: [Float](repeating: 0.25, count: 63))
-        XCTAssertTrue(try F.resize(flat, height: 3, width: 4).pixels.allSatisfy { abs($0 - 0.25) < 1e-6 })
-        assertDataError(["resize", "positive"]) { _ = try F.resize(img, height: 0, width: 3) }
+        XCTAssertTrue(try TF.resize(flat, height: 3, width: 4).pixels.allSatisfy { abs($0 - 0.25) < 1e-6 })
+        assertDataError(["resize", "positive"]) { _ = try TF.resize(img, height: 0, width: 3) }
         assertDataError(["RandomCrop", "larger"]) { _ = try RandomCrop(30).apply(img, generator: Generator(seed: 0)) }
-        assertDataError(["adjust_hue"]) { _ = try F.adjustHue(img, factor: 0.7) }
-        assertDataError(["normalize", "zero"]) { _ = try F.normalize(img, mean: [0], std: [0]) }
+        assertDataError(["adjust_hue"]) { _ = try TF.adjustHue(img, factor: 0.7) }
+        assertDataError(["normalize", "zero"]) { _ = try TF.normalize(img, mean: [0], std: [0]) }
     }
 
     func testMultiViewDrawsIndependentReproducibleViews() throws {
