@@ -25,6 +25,40 @@ func permuteKernel(_ src: Tensor, _ perm: [Int]) -> Tensor {
     let plan = LoopPlan(shape: outShape, operandStrides: [contiguousStrides(outShape), perm.map { inStrides[$0] }])
     let n = plan.inner, s = plan.strides[1].last!
     let o = out.data, p = src.data
+    // A transpose-like permute (the input's contiguous dim is not the output's innermost one):
+    // copy tiles of [tile x tile] so that both the reads and the writes stay in cache lines.
+    if s != 1, let j = plan.strides[1].firstIndex(of: 1), j < plan.dims.count - 1, plan.dims[j] >= 16, n >= 16 {
+        let tile = 32
+        let nj = plan.dims[j], oj = plan.strides[0][j]
+        let outerIdx = plan.dims.indices.filter { $0 != j && $0 != plan.dims.count - 1 }
+        let outer = outerIdx.reduce(1) { $0 * plan.dims[$1] }
+        let tilesJ = (nj + tile - 1) / tile
+        parallelFor(outer * tilesJ, grain: Swift.max(1, 32768 / (tile * n))) { units in
+            // Through a small buffer, every cache line is read or written whole and at once,
+            // which also sidesteps the cache-set conflicts of power-of-two strides.
+            let buf = UnsafeMutablePointer<Float>.allocate(capacity: tile * tile)
+            defer { buf.deallocate() }
+            for u in units {
+                var rem = u / tilesJ, bo = 0, bi = 0
+                for d in outerIdx.reversed() {
+                    let c = rem % plan.dims[d]; rem /= plan.dims[d]
+                    bo += c * plan.strides[0][d]; bi += c * plan.strides[1][d]
+                }
+                let i0 = (u % tilesJ) * tile, ni = Swift.min(nj, i0 + tile) - i0
+                var k0 = 0
+                while k0 < n {
+                    let nk = Swift.min(n, k0 + tile) - k0
+                    for k in 0..<nk {
+                        let pi = p + bi + i0 + (k0 + k) * s, pb = buf + k
+                        for i in 0..<ni { pb[i * tile] = pi[i] }
+                    }
+                    for i in 0..<ni { (o + bo + (i0 + i) * oj + k0).update(from: buf + i * tile, count: nk) }
+                    k0 += nk
+                }
+            }
+        }
+        return out
+    }
     parallelFor(plan.rows, grain: Swift.max(1, 32768 / Swift.max(n, 1))) { rows in
         for r in rows {
             let po = o + plan.rowOffset(r, 0), pi = p + plan.rowOffset(r, 1)

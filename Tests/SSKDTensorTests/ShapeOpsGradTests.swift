@@ -93,6 +93,29 @@ final class ShapeOpsGradTests: XCTestCase {
         XCTAssertEqual(x.strides, [4, 1])
     }
 
+    func testLargePermutesMatchIndexing() throws {
+        // Large enough for the tiled transpose path, with edges that are not multiples of the tile.
+        let x = try Tensor.arange(0, 3 * 40 * 50).reshape([3, 40, 50])
+        for perm in [[2, 0, 1], [0, 2, 1], [1, 2, 0], [2, 1, 0], [1, 0, 2]] {
+            let y = try x.permute(perm)
+            XCTAssertEqual(y.shape, perm.map { x.shape[$0] })
+            let ys = y.strides
+            var ok = true
+            for i in 0..<3 { for j in 0..<40 { for k in 0..<50 {
+                let src = [i, j, k]
+                let off = perm.enumerated().reduce(0) { $0 + src[$1.element] * ys[$1.offset] }
+                if y.data[off] != Float((i * 40 + j) * 50 + k) { ok = false }
+            } } }
+            XCTAssertTrue(ok, "permute \(perm)")
+        }
+        let m = try Tensor.randn([37, 70], generator: Generator(seed: 520))
+        let mt = try m.t()
+        for i in 0..<37 { for j in 0..<70 { XCTAssertEqual(try mt.value(at: [j, i]), try m.value(at: [i, j])) } }
+        let g = leaf([20, 33], seed: 521)
+        try (g.t() * Tensor.arange(0, 660).reshape([33, 20])).sum().backward()
+        for i in 0..<20 { for j in 0..<33 { XCTAssertEqual(try g.grad!.value(at: [i, j]), Float(j * 20 + i)) } }
+    }
+
     func testReshapeIsAViewOtherOpsCopy() throws {
         let x = try Tensor.arange(0, 6)
         let v = try x.reshape([2, 3])
