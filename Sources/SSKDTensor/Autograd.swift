@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// One recorded operation of the autograd graph.
 ///
 /// A node holds the op's differentiable inputs and a closure that maps the gradient of the op's
@@ -34,8 +38,22 @@ public final class Node {
 }
 
 /// Whether ops record themselves for autograd (the `torch.no_grad()` switch).
+///
+/// The switch is per thread, like PyTorch's, so that a no-grad scope on a data-loading thread
+/// cannot turn recording off under a training step running on another thread. `parallelFor` and
+/// `parallelTasks` carry the caller's setting into their worker threads.
 public enum GradMode {
-    nonisolated(unsafe) public static var isEnabled = true
+    /// A thread-specific slot holding nil (enabled, the default) or a non-nil marker (disabled).
+    private static let key: pthread_key_t = {
+        var k = pthread_key_t()
+        pthread_key_create(&k, nil)
+        return k
+    }()
+
+    public static var isEnabled: Bool {
+        get { pthread_getspecific(key) == nil }
+        set { pthread_setspecific(key, newValue ? nil : UnsafeRawPointer(bitPattern: 1)) }
+    }
 }
 
 /// Runs `body` with gradient recording switched off, like `with torch.no_grad():`.
