@@ -295,6 +295,26 @@ extension Tensor {
         }
     }
 
+    /// Splits dim `d` into pieces of `size` entries (the last may be smaller), like `torch.split`.
+    public func split(_ size: Int, dim d: Int = 0) throws -> [Tensor] {
+        guard dim > 0 else { throw TensorError("split", "cannot split a 0-dim tensor") }
+        let a = try normalizeAxis(d, dim, op: "split")
+        guard size > 0 else { throw TensorError("split", "split size must be positive, got \(size)") }
+        let n = shape[a]
+        if n == 0 { return [self] }
+        return try stride(from: 0, to: n, by: size).map { try narrow(a, start: $0, length: Swift.min(size, n - $0)) }
+    }
+
+    /// Splits dim `d` into `chunks` pieces of equal size (the last may be smaller, and fewer
+    /// pieces come back when the dim is too short), like `torch.chunk`.
+    public func chunk(_ chunks: Int, dim d: Int = 0) throws -> [Tensor] {
+        guard chunks > 0 else { throw TensorError("chunk", "number of chunks must be positive, got \(chunks)") }
+        guard dim > 0 else { throw TensorError("chunk", "cannot chunk a 0-dim tensor") }
+        let a = try normalizeAxis(d, dim, op: "chunk")
+        let size = Swift.max(1, (shape[a] + chunks - 1) / chunks)
+        return try split(size, dim: a)
+    }
+
     /// Stacks equal-shaped tensors along a new dim `d`.
     public static func stack(_ tensors: [Tensor], dim d: Int = 0) throws -> Tensor {
         guard let first = tensors.first else { throw TensorError("stack", "expected a non-empty list of tensors") }

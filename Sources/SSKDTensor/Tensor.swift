@@ -212,6 +212,15 @@ extension Tensor {
         return t
     }
 
+    /// The `n x n` identity matrix (`m` columns when given), like `torch.eye`.
+    public static func eye(_ n: Int, _ m: Int? = nil) throws -> Tensor {
+        let cols = m ?? n
+        try validateShape([n, cols], op: "eye")
+        let t = Tensor([n, cols])
+        for i in 0..<Swift.min(n, cols) { t.data[i * cols + i] = 1 }
+        return t
+    }
+
     /// Zeros/ones shaped like another tensor.
     public static func zeros(like t: Tensor) -> Tensor { Tensor(t.shape) }
     public static func ones(like t: Tensor) -> Tensor { let o = Tensor(t.shape, zeroed: false); o.data.update(repeating: 1, count: o.count); return o }

@@ -119,7 +119,10 @@ final class ErrorTests: XCTestCase {
         assertTensorError("cross_entropy", "class index") { try logits.crossEntropy(Tensor([0, 1.5])) }
         assertTensorError("cross_entropy", "target shape") { try logits.crossEntropy(Tensor([0, 1, 2])) }
         assertTensorError("cross_entropy", "target shape") { try logits.crossEntropy(Tensor.zeros([3, 2])) }
-        assertTensorError("cross_entropy", "[N, C]") { try Tensor.zeros([2, 3, 4]).crossEntropy(Tensor([0, 1])) }
+        assertTensorError("cross_entropy", "[N, C]") { try Tensor.scalar(1).crossEntropy(Tensor.scalar(0)) }
+        assertTensorError("cross_entropy", "target shape") { try Tensor.zeros([2, 3, 4]).crossEntropy(Tensor([0, 1])) }
+        assertTensorError("cross_entropy", "target shape") { try Tensor.zeros([3]).crossEntropy(Tensor([0, 1])) }
+        assertTensorError("cross_entropy", "class index") { try Tensor.zeros([3]).crossEntropy(Tensor.scalar(3)) }
         assertTensorError("cross_entropy", "label_smoothing") { try logits.crossEntropy(Tensor([0, 1]), labelSmoothing: 1.5) }
         assertTensorError("cross_entropy", "batchmean") { try logits.crossEntropy(Tensor([0, 1]), reduction: .batchmean) }
         assertTensorError("cross_entropy", "empty") { try Tensor.zeros([0, 3]).crossEntropy(Tensor.zeros([0])) }

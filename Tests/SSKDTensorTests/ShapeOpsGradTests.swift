@@ -116,6 +116,27 @@ final class ShapeOpsGradTests: XCTestCase {
         for i in 0..<20 { for j in 0..<33 { XCTAssertEqual(try g.grad!.value(at: [i, j]), Float(j * 20 + i)) } }
     }
 
+    func testSplitChunkEye() throws {
+        let x = try Tensor.arange(0, 10).reshape([5, 2])
+        let parts = try x.split(2)
+        XCTAssertEqual(parts.map { $0.shape }, [[2, 2], [2, 2], [1, 2]])
+        assertClose(parts[2], [8, 9])
+        XCTAssertEqual(try x.chunk(2, dim: 0).map { $0.shape[0] }, [3, 2])
+        XCTAssertEqual(try x.chunk(2, dim: -1).map { $0.shape }, [[5, 1], [5, 1]])
+        XCTAssertEqual(try x.chunk(8).count, 5)
+        let g = leaf([5, 2], seed: 530)
+        assertGradcheck([g], "split then cat") { xs in
+            let p = try xs[0].split(2)
+            return try Tensor.cat([p[2], p[0].mul(2)], dim: 0)
+        }
+        assertClose(try Tensor.eye(2), [1, 0, 0, 1], shape: [2, 2])
+        assertClose(try Tensor.eye(2, 3), [1, 0, 0, 0, 1, 0], shape: [2, 3])
+        assertTensorError("split") { try x.split(0) }
+        assertTensorError("split") { try x.split(1, dim: 2) }
+        assertTensorError("chunk") { try x.chunk(0) }
+        assertTensorError("eye") { try Tensor.eye(-1) }
+    }
+
     func testReshapeIsAViewOtherOpsCopy() throws {
         let x = try Tensor.arange(0, 6)
         let v = try x.reshape([2, 3])
