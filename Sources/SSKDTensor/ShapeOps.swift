@@ -76,10 +76,17 @@ extension Tensor {
         guard inferred.count <= 1 else { throw TensorError("reshape", "only one dimension can be inferred (-1) in \(fmt(newShape))") }
         for d in s where d < -1 { throw TensorError("reshape", "invalid dimension \(d) in \(fmt(newShape))") }
         if let i = inferred.first {
-            let known = s.enumerated().filter { $0.offset != i }.reduce(1) { $0 * $1.element }
+            // Products are overflow-checked: a bad shape must throw, not trap.
+            var known = 1
+            for (j, d) in s.enumerated() where j != i {
+                let (m, o) = known.multipliedReportingOverflow(by: d)
+                guard !o else { throw TensorError("reshape", "shape \(fmt(newShape)) is too large") }
+                known = m
+            }
             guard known > 0, count % known == 0 else { throw TensorError("reshape", "shape \(fmt(newShape)) is invalid for input of size \(count) (shape \(fmt(shape)))") }
             s[i] = count / known
         }
+        try validateShape(s, op: "reshape")
         guard s.reduce(1, *) == count else { throw TensorError("reshape", "shape \(fmt(newShape)) is invalid for input of size \(count) (shape \(fmt(shape)))") }
         if s == shape { return self }
         let out = Tensor(shape: s, storage: storage)
@@ -157,6 +164,7 @@ extension Tensor {
             if i >= lead { guard shape[i - lead] == target[i] || shape[i - lead] == 1 else {
                 throw TensorError("expand", "the expanded size \(target[i]) must match the existing size \(shape[i - lead]) at dim \(i) (shape \(fmt(shape)) to \(fmt(newShape)))") } }
         }
+        try validateShape(target, op: "expand")
         let out = try broadcastTo(self, target)
         return record(out, "expand", [self]) { [shape] g in [try g.sumTo(shape)] }
     }
@@ -167,7 +175,7 @@ extension Tensor {
         let a = try normalizeAxis(d, dim, op: "narrow")
         let n = shape[a]
         let s0 = start < 0 ? start + n : start
-        guard s0 >= 0, length >= 0, s0 + length <= n else { throw TensorError("narrow", "start \(start) + length \(length) exceeds dim \(d) of size \(n) (shape \(fmt(shape)))") }
+        guard s0 >= 0, s0 <= n, length >= 0, length <= n - s0 else { throw TensorError("narrow", "start \(start) + length \(length) exceeds dim \(d) of size \(n) (shape \(fmt(shape)))") }
         return try slice(a, start: s0, end: s0 + length)
     }
 
@@ -311,7 +319,7 @@ extension Tensor {
         guard chunks > 0 else { throw TensorError("chunk", "number of chunks must be positive, got \(chunks)") }
         guard dim > 0 else { throw TensorError("chunk", "cannot chunk a 0-dim tensor") }
         let a = try normalizeAxis(d, dim, op: "chunk")
-        let size = Swift.max(1, (shape[a] + chunks - 1) / chunks)
+        let size = shape[a] == 0 ? 1 : (shape[a] - 1) / chunks + 1
         return try split(size, dim: a)
     }
 

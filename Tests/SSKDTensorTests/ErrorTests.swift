@@ -87,6 +87,11 @@ final class ErrorTests: XCTestCase {
         assertTensorError("reshape", "invalid") { try a.reshape([-2, -3]) }
         assertTensorError("reshape") { try a.reshape([4, -1]) }
         assertTensorError("reshape") { try a.view([7]) }
+        assertTensorError("reshape", "too large") { try a.reshape([Int.max, 2, -1]) }
+        assertTensorError("reshape", "too large") { try a.reshape([Int.max, 4]) }
+        assertTensorError("expand", "too large") { try Tensor.zeros([1]).expand([1 << 40, 1 << 40]) }
+        assertTensorError("narrow") { try a.narrow(1, start: 1, length: Int.max) }
+        XCTAssertEqual(try a.chunk(Int.max, dim: 1).count, 3)
         assertTensorError("expand", "[2, 3]") { try a.expand([2, 4]) }
         assertTensorError("expand") { try a.expand([3]) }
         assertTensorError("expand") { try a.expand([-1, 2, 3]) }
