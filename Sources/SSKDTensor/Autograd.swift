@@ -71,6 +71,9 @@ public func withNoGrad<T>(_ body: () throws -> T) rethrows -> T {
 @inline(__always)
 public func record(_ out: Tensor, _ name: String, _ inputs: [Tensor], _ backward: @escaping (Tensor) throws -> [Tensor?]) -> Tensor {
     guard GradMode.isEnabled, inputs.contains(where: { $0.requiresGrad }) else { return out }
+    // An op that hands back one of its inputs unchanged gets a fresh alias to record on;
+    // recording on the input itself would make it its own parent.
+    let out = inputs.contains(where: { $0 === out }) ? Tensor(shape: out.shape, storage: out.storage) : out
     out.requiresGrad = true
     out.gradFn = Node(name: name, inputs: inputs, backward: backward)
     return out

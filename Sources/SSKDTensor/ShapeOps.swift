@@ -165,6 +165,9 @@ extension Tensor {
                 throw TensorError("expand", "the expanded size \(target[i]) must match the existing size \(shape[i - lead]) at dim \(i) (shape \(fmt(shape)) to \(fmt(newShape)))") } }
         }
         try validateShape(target, op: "expand")
+        // Same shape: return self unrecorded (broadcastTo would hand back self, and recording
+        // it would make the tensor its own input).
+        if target == shape { return self }
         let out = try broadcastTo(self, target)
         return record(out, "expand", [self]) { [shape] g in [try g.sumTo(shape)] }
     }

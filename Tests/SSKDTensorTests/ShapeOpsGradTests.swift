@@ -35,6 +35,8 @@ final class ShapeOpsGradTests: XCTestCase {
         let x = leaf([3, 1], seed: 505)
         assertGradcheck([x], "expand new leading dim") { try $0[0].expand([2, 3, 4]) }
         assertGradcheck([x], "expand -1") { try $0[0].expand([-1, 5]) }
+        assertGradcheck([x], "expand to own shape") { try $0[0].expand([3, 1]) }
+        XCTAssertTrue(try x.expand([3, -1]).isLeaf, "expanding to the same shape must not record self as its own input")
         let s = leaf([], seed: 506)
         assertGradcheck([s], "expand 0-dim") { try $0[0].expand([2, 2]) }
     }
