@@ -207,3 +207,15 @@ final class GradModeThreadTests: XCTestCase {
         XCTAssertTrue(seen.allSatisfy { $0 })
     }
 }
+
+final class RecordTests: XCTestCase {
+    func testRecordingAnOpThatReturnsItsInput() throws {
+        let x = try Tensor([1, 2]).requiringGrad()
+        let y = record(x, "identity", [x]) { g in [g] }
+        XCTAssertFalse(y === x)
+        XCTAssertTrue(x.isLeaf)
+        XCTAssertEqual(y.gradFn?.name, "identity")
+        try y.sum().backward()
+        assertClose(x.grad!, [1, 1])
+    }
+}
