@@ -155,6 +155,12 @@ final class ElementwiseGradTests: XCTestCase {
         assertClose(try a.maximum(b), [2, 2, 3, 4])
         assertClose(try a.minimum(b), [1, 2, 2, 2])
         XCTAssertTrue(try Tensor([.nan]).maximum(Tensor([1])).toArray()[0].isNaN)
+        XCTAssertTrue(try a.allclose(a.add(1e-6)))
+        XCTAssertFalse(try a.allclose(a.add(1e-3)))
+        XCTAssertTrue(try a.allclose(Tensor([1, 2, 3, 4]).reshape([2, 2])))
+        XCTAssertFalse(try Tensor([.nan]).allclose(Tensor([.nan])))
+        XCTAssertTrue(try Tensor([.nan, .infinity]).allclose(Tensor([.nan, .infinity]), equalNaN: true))
+        assertTensorError("allclose") { try a.allclose(Tensor([1, 2, 3])) }
     }
 }
 
