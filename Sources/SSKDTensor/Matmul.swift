@@ -39,6 +39,7 @@ extension Tensor {
         guard k == k2 else { throw TensorError("matmul", "shapes \(fmt(shape)) and \(fmt(other.shape)) cannot be multiplied (\(m)x\(k) and \(k2)x\(n))") }
         let batchA = Array(a2.shape.dropLast(2)), batchB = Array(b2.shape.dropLast(2))
         let batch = try broadcastShapes(batchA, batchB, op: "matmul")
+        try validateShape(batch + [m, n], op: "matmul")
         let nb = batch.reduce(1, *)
         // A 2-D right operand (the common [B, T, k] @ [k, n]) is not copied per batch: the
         // batches of A stack into one [nb*m, k] @ [k, n] product. Otherwise broadcast batches

@@ -161,6 +161,11 @@ final class ErrorTests: XCTestCase {
         assertTensorError("full", "negative") { try Tensor.full([-3], 1) }
         assertTensorError("full") { try Tensor.ones([-1]) }
         assertTensorError("zeros", "too large") { try Tensor.zeros([1 << 30, 1 << 30, 1 << 30]) }
+        // Larger than physical memory: a thrown error, not a dead allocator.
+        assertTensorError("zeros", "memory") { try Tensor.zeros([1 << 39]) }
+        assertTensorError("add", "memory") { try Tensor.zeros([1 << 20, 1]) + Tensor.zeros([1 << 20]) }
+        assertTensorError("matmul", "memory") { try Tensor.zeros([1 << 19, 1]).matmul(Tensor.zeros([1, 1 << 19])) }
+        assertTensorError("expand", "memory") { try Tensor.zeros([1]).expand([1 << 38]) }
         assertTensorError("tensor", "do not fill") { try Tensor([1, 2, 3], shape: [2, 2]) }
         assertTensorError("tensor", "negative") { try Tensor([], shape: [-1, 0]) }
         assertTensorError("tensor", "different lengths") { try Tensor(rows: [[1, 2], [3]]) }
