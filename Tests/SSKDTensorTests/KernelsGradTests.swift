@@ -32,7 +32,9 @@ final class KernelsGradTests: XCTestCase {
     }
 
     func testConvPointwise() throws {
-        try conv([2, 5, 4, 3], [6, 5, 1, 1], bias: true)
+        try conv([2, 5, 4, 3], [6, 5, 1, 1], bias: true)                  // batched GEMM (small map)
+        try conv([2, 2, 17, 16], [3, 2, 1, 1], bias: true)                // one GEMM per image (HW > 256)
+        try conv([1, 3, 4, 4], [2, 3, 1, 1], bias: false)                 // single image
         try conv([1, 4, 5, 5], [3, 4, 1, 1], bias: false, stride: [2])
         try conv([1, 4, 3, 3], [2, 4, 1, 1], bias: true, padding: [1])
     }
