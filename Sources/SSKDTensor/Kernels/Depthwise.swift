@@ -1,0 +1,244 @@
+// Depthwise 2-D convolution (groups == Cin, channel multiplier M = O / C), direct SIMD kernels.
+//
+// Shapes:
+//   x   [N, C, H, W]        input
+//   w   [C*M, 1, KH, KW]    weight; output channel o reads input channel o / M
+//   b   [C*M]               bias (optional)
+//   y   [N, C*M, OH, OW]    output (same size formula as conv2d)
+//   buf [SH*SW][HPH][PW]    one input plane, zero-padded (HP x WP = H+pt+pb x W+pl+pr) and split
+//                           into SH x SW phases: padded pixel (R, Q) lives in phase
+//                           (R % SH, Q % SW) at row R / SH, column Q / SW.
+//
+// With that layout every tap (i, j) of the window reads, for output (r, q), the element at
+//   phase (i*DH % SH, j*DW % SW), row r + i*DH / SH, column q + j*DW / SW
+// i.e. at flat offset tap[k] + r*PW + q. So on the "flat" output index f = r*PW + q (rows of PW
+// columns, of which the first OW are real) a whole plane is ONE contiguous SIMD loop:
+//   yflat[f] = b + sum_k w[k] * buf[tap[k] + f]          (f < OH*PW, then the OW columns are kept)
+// at any stride and dilation, and small maps (6x6, 3x3 at 96 px input) fill whole SIMD8 vectors
+// instead of falling into scalar tails.
+//
+// Backward (one task per input channel, looping over images: weight sums need no atomics):
+//   dyflat[f] = dy[r, q] for q < OW, else 0 (so the spare columns contribute nothing)
+//   dw[k]    += sum_f dyflat[f] * buf[tap[k] + f]                       (SIMD dot products)
+//   dbuf[P][g] = sum_{k in phase P} w[k] * dyflat[g - inner[k]]           (a correlation, SIMD)
+//   dx[r, c]  = dbuf at the padded pixel (r + pt, c + pl)                 (crop, de-phase)
+
+/// Offsets and buffer sizes of the phase-split layout for one geometry.
+struct DepthwisePlan {
+    let hph, pw: Int            // rows and columns of one phase
+    let phaseStride: Int        // floats per phase in `buf`
+    let phases: Int             // SH * SW
+    let span: Int               // flat outputs computed per plane: OH*PW rounded up to 8
+    let bufSize: Int
+    let k: Int                  // taps (KH * KW)
+    let tap: [Int]              // offset of tap k in `buf`
+    let inner: [Int]            // offset of tap k inside its phase
+    let phaseOf: [Int]          // phase of tap k
+    let dxSpan: Int             // floats of one phase of the input gradient (rounded up to 8)
+    let dyFront: Int            // zeros in front of dyflat (>= every inner offset)
+    let dySize: Int
+
+    init(_ g: ConvGeometry) {
+        let hp = g.h + g.pt + g.pb, wp = g.w + g.pl + g.pr
+        hph = (hp + g.sh - 1) / g.sh
+        pw = (wp + g.sw - 1) / g.sw
+        phaseStride = hph * pw
+        phases = g.sh * g.sw
+        span = (g.oh * pw + 7) / 8 * 8
+        bufSize = phases * phaseStride + span + 8
+        k = g.kh * g.kw
+        var tap: [Int] = [], inner: [Int] = [], phaseOf: [Int] = []
+        for i in 0..<g.kh {
+            for j in 0..<g.kw {
+                let a = i * g.dh, b = j * g.dw
+                let p = (a % g.sh) * g.sw + b % g.sw
+                let off = (a / g.sh) * pw + b / g.sw
+                tap.append(p * phaseStride + off); inner.append(off); phaseOf.append(p)
+            }
+        }
+        self.tap = tap; self.inner = inner; self.phaseOf = phaseOf
+        dxSpan = (phaseStride + 7) / 8 * 8
+        dyFront = ((inner.max() ?? 0) + 7) / 8 * 8
+        dySize = dyFront + Swift.max(span, dxSpan) + 16
+    }
+
+    /// Zero-padded, phase-split copy of plane `x` [H, W] into `buf`.
+    @inline(__always) func fill(_ buf: UnsafeMutablePointer<Float>, from x: UnsafePointer<Float>, _ g: ConvGeometry) {
+        buf.update(repeating: 0, count: bufSize)
+        for r in 0..<g.h {
+            let pr = r + g.pt
+            let rowBase = ((pr % g.sh) * g.sw) * phaseStride + (pr / g.sh) * pw
+            let src = x + r * g.w
+            if g.sw == 1 {
+                (buf + rowBase + g.pl).update(from: src, count: g.w)
+            } else {
+                for q in 0..<g.w {
+                    let pc = q + g.pl
+                    buf[rowBase + (pc % g.sw) * phaseStride + pc / g.sw] = src[q]
+                }
+            }
+        }
+    }
+
+    /// dyflat: rows of `dy` [OH, OW] at stride PW after `dyFront` zeros, zeros elsewhere.
+    @inline(__always) func spread(_ dyf: UnsafeMutablePointer<Float>, from dy: UnsafePointer<Float>, _ g: ConvGeometry) {
+        dyf.update(repeating: 0, count: dySize)
+        for r in 0..<g.oh { (dyf + dyFront + r * pw).update(from: dy + r * g.ow, count: g.ow) }
+    }
+
+    /// dx [H, W] = the interior of the phase-split gradient `dbuf` (phases of `dxSpan` floats).
+    @inline(__always) func crop(_ dx: UnsafeMutablePointer<Float>, from dbuf: UnsafePointer<Float>, _ g: ConvGeometry) {
+        for r in 0..<g.h {
+            let pr = r + g.pt
+            let rowBase = ((pr % g.sh) * g.sw) * dxSpan + (pr / g.sh) * pw
+            let dst = dx + r * g.w
+            if g.sw == 1 {
+                dst.update(from: dbuf + rowBase + g.pl, count: g.w)
+            } else {
+                for q in 0..<g.w {
+                    let pc = q + g.pl
+                    dst[q] = dbuf[rowBase + (pc % g.sw) * dxSpan + pc / g.sw]
+                }
+            }
+        }
+    }
+}
+
+/// yflat[f] = bias + sum_k w[k] * buf[tap[k] + f] for f < span (two SIMD8 vectors per step).
+/// `k` is a literal at the 3x3 / 5x5 call sites so the tap loop unrolls.
+@inline(__always)
+func depthwiseFlatForward(_ yf: UnsafeMutablePointer<Float>, _ buf: UnsafePointer<Float>, _ wv: UnsafePointer<SIMD8<Float>>,
+                          _ tap: UnsafePointer<Int>, k: Int, bias: Float, span: Int) {
+    let b = SIMD8<Float>(repeating: bias)
+    var f = 0
+    while f + 16 <= span {
+        var a0 = b, a1 = b
+        for t in 0..<k {
+            let p = buf + tap[t] + f, wt = wv[t]
+            a0 = a0.addingProduct(load8(p), wt)
+            a1 = a1.addingProduct(load8(p + 8), wt)
+        }
+        store8(a0, yf + f); store8(a1, yf + f + 8)
+        f += 16
+    }
+    if f < span {
+        var a0 = b
+        for t in 0..<k { a0 = a0.addingProduct(load8(buf + tap[t] + f), wv[t]) }
+        store8(a0, yf + f)
+    }
+}
+
+/// y = depthwise_conv2d(x, w) + b.
+func depthwiseConv2dForward(out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                            bias: UnsafePointer<Float>?, _ g: ConvGeometry) {
+    let plan = DepthwisePlan(g)
+    let m = g.o / g.c, planes = g.n * g.o, k = plan.k
+    plan.tap.withUnsafeBufferPointer { tapBuf in
+        let tap = tapBuf.baseAddress!
+        parallelFor(planes, grain: grainFor(work: plan.span * k)) { range in
+            let buf = UnsafeMutablePointer<Float>.allocate(capacity: plan.bufSize)
+            let yf = UnsafeMutablePointer<Float>.allocate(capacity: plan.span)
+            let wv = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: k)
+            defer { buf.deallocate(); yf.deallocate(); wv.deallocate() }
+            var filled = -1
+            for p in range {
+                let n = p / g.o, o = p % g.o, src = n * g.c + o / m
+                // Consecutive output channels of one input channel (M > 1) reuse the padded plane.
+                if src != filled { plan.fill(buf, from: input + src * g.hw, g); filled = src }
+                for t in 0..<k { wv[t] = SIMD8(repeating: weight[o * k + t]) }
+                let b = bias?[o] ?? 0
+                switch k {
+                case 9: depthwiseFlatForward(yf, buf, wv, tap, k: 9, bias: b, span: plan.span)
+                case 25: depthwiseFlatForward(yf, buf, wv, tap, k: 25, bias: b, span: plan.span)
+                default: depthwiseFlatForward(yf, buf, wv, tap, k: k, bias: b, span: plan.span)
+                }
+                let y = out + p * g.ohw
+                for r in 0..<g.oh { (y + r * g.ow).update(from: yf + r * plan.pw, count: g.ow) }
+            }
+        }
+    }
+}
+
+/// sum_f a[f] * b[f] over `span` floats (a multiple of 8), two SIMD accumulators.
+@inline(__always) func dot8(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, span: Int) -> Float {
+    var s0 = SIMD8<Float>(), s1 = SIMD8<Float>()
+    var f = 0
+    while f + 16 <= span {
+        s0 = s0.addingProduct(load8(a + f), load8(b + f))
+        s1 = s1.addingProduct(load8(a + f + 8), load8(b + f + 8))
+        f += 16
+    }
+    if f < span { s0 = s0.addingProduct(load8(a + f), load8(b + f)) }
+    return (s0 + s1).sum()
+}
+
+/// dbuf[g] (+)= sum over the taps `ks` of w[k] * dyf[g - inner[k]] for g < dxSpan.
+@inline(__always)
+func depthwisePhaseBackward(_ dbuf: UnsafeMutablePointer<Float>, _ dyf: UnsafePointer<Float>, _ wv: UnsafePointer<SIMD8<Float>>,
+                            _ ks: UnsafePointer<Int>, _ shifts: UnsafePointer<Int>, count: Int, span: Int, accumulate: Bool) {
+    var f = 0
+    while f < span {
+        var a = accumulate ? load8(dbuf + f) : SIMD8<Float>()
+        for t in 0..<count { a = a.addingProduct(load8(dyf + f - shifts[t]), wv[ks[t]]) }
+        store8(a, dbuf + f)
+        f += 8
+    }
+}
+
+/// Gradients of `depthwiseConv2dForward`; each non-nil destination is overwritten.
+func depthwiseConv2dBackward(dinput: UnsafeMutablePointer<Float>?, dweight: UnsafeMutablePointer<Float>?, dbias: UnsafeMutablePointer<Float>?,
+                             dout: UnsafePointer<Float>, input: UnsafePointer<Float>, weight: UnsafePointer<Float>, _ g: ConvGeometry) {
+    if let dbias { channelSums(dbias, dout, n: g.n, c: g.o, hw: g.ohw) }
+    guard dinput != nil || dweight != nil else { return }
+    let plan = DepthwisePlan(g)
+    let m = g.o / g.c, k = plan.k
+    // Taps grouped by phase for the input gradient: ks = tap indices, shifts = inner offsets.
+    var ks: [Int] = [], shifts: [Int] = [], starts: [Int] = []
+    for p in 0..<plan.phases {
+        starts.append(ks.count)
+        for t in 0..<k where plan.phaseOf[t] == p { ks.append(t); shifts.append(plan.inner[t]) }
+    }
+    starts.append(ks.count)
+    plan.tap.withUnsafeBufferPointer { tapBuf in
+    ks.withUnsafeBufferPointer { ksBuf in
+    shifts.withUnsafeBufferPointer { shiftBuf in
+        let tap = tapBuf.baseAddress!, ksp = ksBuf.baseAddress!, shp = shiftBuf.baseAddress!
+        // One task per input channel: it owns dw rows c*M..<(c+1)*M and the dx planes of channel c.
+        parallelFor(g.c, grain: 1) { chans in
+            let buf = UnsafeMutablePointer<Float>.allocate(capacity: plan.bufSize)
+            let dyf = UnsafeMutablePointer<Float>.allocate(capacity: plan.dySize)
+            let dbuf = UnsafeMutablePointer<Float>.allocate(capacity: plan.phases * plan.dxSpan)
+            let wv = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: k)
+            let total = UnsafeMutablePointer<Double>.allocate(capacity: k * m)
+            defer { buf.deallocate(); dyf.deallocate(); dbuf.deallocate(); wv.deallocate(); total.deallocate() }
+            for c in chans {
+                total.update(repeating: 0, count: k * m)
+                for n in 0..<g.n {
+                    if dweight != nil { plan.fill(buf, from: input + (n * g.c + c) * g.hw, g) }
+                    for mi in 0..<m {
+                        let o = c * m + mi
+                        plan.spread(dyf, from: dout + (n * g.o + o) * g.ohw, g)
+                        let dy = UnsafePointer(dyf + plan.dyFront)
+                        if dweight != nil {
+                            for t in 0..<k { total[mi * k + t] += Double(dot8(dy, buf + tap[t], span: plan.span)) }
+                        }
+                        if dinput != nil {
+                            for t in 0..<k { wv[t] = SIMD8(repeating: weight[o * k + t]) }
+                            for p in 0..<plan.phases {
+                                let s = starts[p], cnt = starts[p + 1] - s
+                                depthwisePhaseBackward(dbuf + p * plan.dxSpan, dy, wv, ksp + s, shp + s, count: cnt,
+                                                       span: plan.dxSpan, accumulate: mi > 0)
+                            }
+                        }
+                    }
+                    if let dinput { plan.crop(dinput + (n * g.c + c) * g.hw, from: dbuf, g) }
+                }
+                if let dweight {
+                    for e in 0..<(k * m) { dweight[c * m * k + e] = Float(total[e]) }
+                }
+            }
+        }
+    }
+    }
+    }
+}
