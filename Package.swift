@@ -34,7 +34,7 @@ let package = Package(
         .target(name: "SSKDNN", dependencies: ["SSKDTensor"], swiftSettings: fast),
         .target(name: "SSKDOptim", dependencies: ["SSKDNN", "SSKDTensor"], swiftSettings: fast),
         .target(name: "SSKDData", dependencies: ["SSKDTensor", "CImageCodecs"], swiftSettings: fast),
-        .target(name: "SSKDTrain", dependencies: ["SSKDData", "SSKDOptim", "SSKDNN", "SSKDTensor"], swiftSettings: fast),
+        .target(name: "SSKDTrain", dependencies: ["SSKDData", "SSKDOptim", "SSKDNN", "SSKDTensor", "CImageCodecs"], swiftSettings: fast),
         // The only C code of our own: trampolines that raise Lua errors after Swift has returned.
         .target(name: "CLuaShim", dependencies: ["CLua"], cSettings: fastC),
         .target(name: "SSKDLua", dependencies: ["CLuaShim", "CLua", "CEditLine", "SSKDTrain", "SSKDData", "SSKDOptim", "SSKDNN", "SSKDTensor"], swiftSettings: fast),

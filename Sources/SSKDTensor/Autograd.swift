@@ -24,6 +24,23 @@ public final class Node {
         }
         return try withNoGrad { try fn(gradOutput.detach()) }
     }
+
+    /// Tears a dying graph down iteratively. Releasing it recursively (tensor -> node -> input
+    /// tensor -> node ...) would overflow the stack on a chain of a few hundred thousand ops.
+    deinit {
+        backwardFn = nil
+        var pending = inputs
+        inputs = []
+        while var t = pending.popLast() {
+            // Only inputs that die with this node are unlinked; shared ones keep their graph.
+            guard isKnownUniquelyReferenced(&t), var node = t.gradFn else { continue }
+            t.gradFn = nil
+            guard isKnownUniquelyReferenced(&node) else { continue }
+            node.backwardFn = nil
+            pending.append(contentsOf: node.inputs)
+            node.inputs = []
+        }
+    }
 }
 
 /// Whether ops record themselves for autograd (the `torch.no_grad()` switch).

@@ -112,6 +112,7 @@ extension Tensor {
     /// Mean squared error, like `F.mse_loss` (shapes broadcast).
     public func mse(_ target: Tensor, reduction: Reduction = .mean) throws -> Tensor {
         guard reduction != .batchmean else { throw TensorError("mse_loss", "reduction 'batchmean' is for kl_div") }
+        _ = try broadcastShapes(shape, target.shape, op: "mse_loss")
         let d = try self - target
         let sq = try d * d
         switch reduction {

@@ -28,11 +28,19 @@ extension Tensor {
         guard k == k2 else { throw TensorError("matmul", "shapes \(fmt(shape)) and \(fmt(other.shape)) cannot be multiplied (\(m)x\(k) and \(k2)x\(n))") }
         let batchA = Array(a2.shape.dropLast(2)), batchB = Array(b2.shape.dropLast(2))
         let batch = try broadcastShapes(batchA, batchB, op: "matmul")
-        let ea = try broadcastTo(a2.detach(), batch + [m, k]), eb = try broadcastTo(b2.detach(), batch + [k, n])
         let nb = batch.reduce(1, *)
+        // A 2-D right operand (the common [B, T, k] @ [k, n]) is not copied per batch: the
+        // batches of A stack into one [nb*m, k] @ [k, n] product.
+        let fold = batchB.isEmpty
+        let ea = try broadcastTo(a2.detach(), batch + [m, k])
+        let eb = fold ? b2.detach() : try broadcastTo(b2.detach(), batch + [k, n])
         let out = Tensor(batch + [m, n], zeroed: false)
-        for i in 0..<nb {
-            sgemm(transA: false, transB: false, m: m, n: n, k: k, a: ea.data + i * m * k, lda: k, b: eb.data + i * k * n, ldb: n, c: out.data + i * m * n, ldc: n)
+        if fold {
+            sgemm(transA: false, transB: false, m: nb * m, n: n, k: k, a: ea.data, lda: k, b: eb.data, ldb: n, c: out.data, ldc: n)
+        } else {
+            for i in 0..<nb {
+                sgemm(transA: false, transB: false, m: m, n: n, k: k, a: ea.data + i * m * k, lda: k, b: eb.data + i * k * n, ldb: n, c: out.data + i * m * n, ldc: n)
+            }
         }
         var result = out
         if dim == 1 { result = try result.squeeze(result.dim - 2) }
@@ -45,11 +53,18 @@ extension Tensor {
             if a.requiresGrad {
                 // dA = dC B^T
                 let t = Tensor(batch + [m, k], zeroed: false)
-                for i in 0..<nb { sgemm(transA: false, transB: true, m: m, n: k, k: n, a: g3.data + i * m * n, lda: n, b: eb.data + i * k * n, ldb: n, c: t.data + i * m * k, ldc: k) }
+                if fold { sgemm(transA: false, transB: true, m: nb * m, n: k, k: n, a: g3.data, lda: n, b: eb.data, ldb: n, c: t.data, ldc: k) }
+                else { for i in 0..<nb { sgemm(transA: false, transB: true, m: m, n: k, k: n, a: g3.data + i * m * n, lda: n, b: eb.data + i * k * n, ldb: n, c: t.data + i * m * k, ldc: k) } }
                 ga = try t.sumTo(a2.shape).reshape(a.shape)
             }
             if b.requiresGrad {
-                // dB = A^T dC
+                // dB = A^T dC (summed over the batches when B was shared by all of them)
+                if fold {
+                    let t = Tensor([k, n], zeroed: false)
+                    sgemm(transA: true, transB: false, m: k, n: n, k: nb * m, a: ea.data, lda: k, b: g3.data, ldb: n, c: t.data, ldc: n)
+                    gb = try t.reshape(b.shape)
+                    return [ga, gb]
+                }
                 let t = Tensor(batch + [k, n], zeroed: false)
                 for i in 0..<nb { sgemm(transA: true, transB: false, m: k, n: n, k: m, a: ea.data + i * m * k, lda: k, b: g3.data + i * m * n, ldb: n, c: t.data + i * k * n, ldc: n) }
                 gb = try t.sumTo(b2.shape).reshape(b.shape)

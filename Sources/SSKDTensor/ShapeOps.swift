@@ -76,7 +76,7 @@ extension Tensor {
     public func squeeze(_ d: Int? = nil) throws -> Tensor {
         guard let d else { return try reshape(shape.filter { $0 != 1 }) }
         let a = try normalizeAxis(d, dim, op: "squeeze")
-        guard shape[a] == 1 else { return self }
+        guard dim > 0, shape[a] == 1 else { return self }
         var s = shape; s.remove(at: a)
         return try reshape(s)
     }
@@ -129,6 +129,7 @@ extension Tensor {
 
     /// `length` entries of dim `d` from `start` (copies), like `torch.narrow`.
     public func narrow(_ d: Int, start: Int, length: Int) throws -> Tensor {
+        guard dim > 0 else { throw TensorError("narrow", "cannot be applied to a 0-dim tensor") }
         let a = try normalizeAxis(d, dim, op: "narrow")
         let n = shape[a]
         let s0 = start < 0 ? start + n : start
@@ -139,6 +140,7 @@ extension Tensor {
     /// Python-style slice `start:end:step` of dim `d` (copies). Negative bounds count from the
     /// end; bounds are clamped like Python's; `step` must be positive.
     public func slice(_ d: Int, start: Int? = nil, end: Int? = nil, step: Int = 1) throws -> Tensor {
+        guard dim > 0 else { throw TensorError("slice", "cannot slice a 0-dim tensor") }
         let a = try normalizeAxis(d, dim, op: "slice")
         guard step > 0 else { throw TensorError("slice", "step must be positive, got \(step)") }
         let n = shape[a]
@@ -156,6 +158,7 @@ extension Tensor {
     public func indexSelect(_ d: Int, _ indices: [Int]) throws -> Tensor { try indexSelect(d, indices, opName: "index_select") }
 
     func indexSelect(_ d: Int, _ indices: [Int], opName: String) throws -> Tensor {
+        guard dim > 0 else { throw TensorError(opName, "cannot index a 0-dim tensor along a dim") }
         let a = try normalizeAxis(d, dim, op: opName)
         let n = shape[a]
         let idx = try indices.map { i -> Int in
@@ -190,6 +193,10 @@ extension Tensor {
     /// may be smaller than self's on dims other than `d`.
     public func gather(_ d: Int, _ index: Tensor) throws -> Tensor {
         let a = try normalizeAxis(d, dim, op: "gather")
+        if dim == 0 && index.dim == 0 {
+            // A 0-dim input is gathered like a 1-element vector.
+            return try reshape([1]).gather(0, index.reshape([1])).reshape([])
+        }
         guard index.dim == dim else { throw TensorError("gather", "index has \(index.dim) dims, input has \(dim) (shapes \(fmt(index.shape)), \(fmt(shape)))") }
         for i in 0..<dim where i != a && index.shape[i] > shape[i] {
             throw TensorError("gather", "index size \(index.shape[i]) exceeds input size \(shape[i]) at dim \(i)")
@@ -221,6 +228,9 @@ extension Tensor {
     public static func cat(_ tensors: [Tensor], dim d: Int = 0) throws -> Tensor {
         guard let first = tensors.first else { throw TensorError("cat", "expected a non-empty list of tensors") }
         let a = try normalizeAxis(d, first.dim, op: "cat")
+        for (i, t) in tensors.enumerated() where t.dim == 0 {
+            throw TensorError("cat", "zero-dimensional tensor (at position \(i)) cannot be concatenated")
+        }
         for (i, t) in tensors.enumerated() {
             guard t.dim == first.dim, t.shape.enumerated().allSatisfy({ $0.offset == a || $0.element == first.shape[$0.offset] }) else {
                 throw TensorError("cat", "sizes of tensors must match except in dim \(d): tensor 0 has shape \(fmt(first.shape)), tensor \(i) has \(fmt(t.shape))")
