@@ -64,7 +64,7 @@ def macs(model, size):
     return total[0]
 
 
-def parity_case(meta, size, batch, seed):
+def parity_case(meta, size, batch, seed, store_f64=False):
     """Everything one model's parity test compares, as a name -> tensor dict."""
     torch.manual_seed(seed)
     model = build(meta)
@@ -118,6 +118,11 @@ def parity_case(meta, size, batch, seed):
         if scale >= 1e-6 * gmax:
             cond = max(cond, (grads[k].double() - p.grad).abs().max().item() / scale)
     meta["f32_grad_error"] = repr(cond)
+    if store_f64:
+        # The float64 gradients (rounded to float32), so the test can also measure sskd's own
+        # distance from the exact values.
+        for k, p in m64.named_parameters():
+            out["grad64." + k] = p.grad.float()
     print(f"  {meta['model']}: PyTorch float32 vs float64 gradients, max relative error {cond:.2e}")
 
     # Optimizer steps on the reference gradients, from the initial weights.
@@ -158,10 +163,10 @@ def full_cases():
     }
 
 
-def write_cases(cases, directory, prefix):
+def write_cases(cases, directory, prefix, store_f64=False):
     os.makedirs(directory, exist_ok=True)
     for name, meta in cases.items():
-        tensors = parity_case(meta, int(meta["image"]), int(meta["batch"]), seed=1234)
+        tensors = parity_case(meta, int(meta["image"]), int(meta["batch"]), seed=1234, store_f64=store_f64)
         path = os.path.join(directory, f"{prefix}{name}.safetensors")
         save_file(tensors, path, metadata=meta)
         print(f"wrote {path} ({os.path.getsize(path) / 1e6:.2f} MB)")
@@ -277,7 +282,7 @@ def main():
         torchvision_reference(os.path.join(nn_dir, "torchvision_reference.json"))
         return 0
     directory = args.keep or tempfile.mkdtemp(prefix="sskd-full-parity-")
-    write_cases(full_cases(), directory, "")
+    write_cases(full_cases(), directory, "", store_f64=True)
     env = dict(os.environ, SSKD_FULL_PARITY_DIR=directory)
     cmd = ["swift", "test", "--filter", "FullParity"]
     print("running:", " ".join(cmd), f"(SSKD_FULL_PARITY_DIR={directory})", flush=True)
