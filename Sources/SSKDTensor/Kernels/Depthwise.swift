@@ -159,6 +159,10 @@ func depthwiseFlatForward(_ yf: UnsafeMutablePointer<Float>, _ buf: UnsafePointe
 /// y = depthwise_conv2d(x, w) + b.
 func depthwiseConv2dForward(out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                             bias: UnsafePointer<Float>?, _ g: ConvGeometry) {
+    if g.o == g.c && g.ohw <= channelBlockedMaxOutputs {
+        depthwiseBlockedForward(out: out, input: input, weight: weight, bias: bias, g)
+        return
+    }
     let plan = DepthwisePlan(g)
     let m = g.o / g.c, planes = g.n * g.o, k = plan.k
     let tap = plan.tap
@@ -217,6 +221,10 @@ func depthwiseConv2dBackward(dinput: UnsafeMutablePointer<Float>?, dweight: Unsa
                              dout: UnsafePointer<Float>, input: UnsafePointer<Float>, weight: UnsafePointer<Float>, _ g: ConvGeometry) {
     if let dbias { channelSums(dbias, dout, n: g.n, c: g.o, hw: g.ohw) }
     guard dinput != nil || dweight != nil else { return }
+    if g.o == g.c && g.ohw <= channelBlockedMaxOutputs {
+        depthwiseBlockedBackward(dinput: dinput, dweight: dweight, dout: dout, input: input, weight: weight, g)
+        return
+    }
     let plan = DepthwisePlan(g)
     let m = g.o / g.c, k = plan.k
     // Taps grouped by phase for the input gradient: ks = tap indices, shifts = inner offsets.
@@ -266,5 +274,137 @@ func depthwiseConv2dBackward(dinput: UnsafeMutablePointer<Float>?, dweight: Unsa
             }
         }
     }
+    }
+}
+
+// MARK: - Small maps: eight channels per SIMD vector
+//
+// On the last stages' maps (6x6, 3x3 at 96 px input) a plane has fewer outputs than the taps'
+// bookkeeping costs, so there the kernels vectorise across channels instead:
+//   tile  [HP*WP][8]  one zero-padded image of 8 channels, channels last
+//   w8    [K][8]      the 8 channels' weights of each tap
+//   y[c][r, q] = b[c] + sum_k tile[(r*SH + i*DH) * WP + q*SW + j*DW][c] * w8[k][c]
+// Backward keeps dw in 8-lane accumulators and adds w8[k] * dy into a padded gradient tile.
+// Used for M == 1 (plain depthwise) when OH*OW <= `channelBlockedMaxOutputs`.
+
+let channelBlockedMaxOutputs = 64
+
+/// Padded tile geometry of the channel-blocked kernels.
+struct ChannelTile {
+    let hp, wp: Int
+    init(_ g: ConvGeometry) { hp = g.h + g.pt + g.pb; wp = g.w + g.pl + g.pr }
+    var pixels: Int { hp * wp }
+
+    /// Loads `cnt` planes starting at `x` (plane stride HW) into the zeroed, padded tile.
+    @inline(__always) func load(_ tile: UnsafeMutablePointer<SIMD8<Float>>, _ x: UnsafePointer<Float>, cnt: Int, _ g: ConvGeometry) {
+        tile.update(repeating: SIMD8(), count: pixels)
+        for c in 0..<cnt {
+            let plane = x + c * g.hw
+            for r in 0..<g.h {
+                let row = tile + (r + g.pt) * wp + g.pl, src = plane + r * g.w
+                for q in 0..<g.w { row[q][c] = src[q] }
+            }
+        }
+    }
+}
+
+/// Tap offsets (in tile pixels) of the window's top-left output.
+@inline(__always) func tileTaps(_ g: ConvGeometry, wp: Int) -> [Int] {
+    var taps: [Int] = []
+    for i in 0..<g.kh { for j in 0..<g.kw { taps.append(i * g.dh * wp + j * g.dw) } }
+    return taps
+}
+
+func depthwiseBlockedForward(out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                             bias: UnsafePointer<Float>?, _ g: ConvGeometry) {
+    let tileGeo = ChannelTile(g), k = g.kh * g.kw, blocks = (g.c + 7) / 8
+    let taps = tileTaps(g, wp: tileGeo.wp)
+    taps.withUnsafeBufferPointer { tb in
+        let tap = tb.baseAddress!
+        parallelFor(g.n * blocks, grain: grainFor(work: 8 * g.ohw * k)) { range in
+            let tile = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: tileGeo.pixels)
+            let w8 = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: k)
+            defer { tile.deallocate(); w8.deallocate() }
+            var loadedBlock = -1
+            for task in range {
+                let n = task / blocks, cb = task % blocks
+                let c0 = cb * 8, cnt = Swift.min(8, g.c - c0)
+                if cb != loadedBlock {
+                    w8.update(repeating: SIMD8(), count: k)
+                    for c in 0..<cnt { for t in 0..<k { w8[t][c] = weight[(c0 + c) * k + t] } }
+                    loadedBlock = cb
+                }
+                var b8 = SIMD8<Float>()
+                if let bias { for c in 0..<cnt { b8[c] = bias[c0 + c] } }
+                tileGeo.load(tile, input + (n * g.c + c0) * g.hw, cnt: cnt, g)
+                let y = out + (n * g.c + c0) * g.ohw
+                for r in 0..<g.oh {
+                    for q in 0..<g.ow {
+                        let base = tile + r * g.sh * tileGeo.wp + q * g.sw
+                        var acc = b8
+                        for t in 0..<k { acc = acc.addingProduct(base[tap[t]], w8[t]) }
+                        let o = r * g.ow + q
+                        for c in 0..<cnt { y[c * g.ohw + o] = acc[c] }
+                    }
+                }
+            }
+        }
+    }
+}
+
+func depthwiseBlockedBackward(dinput: UnsafeMutablePointer<Float>?, dweight: UnsafeMutablePointer<Float>?,
+                              dout: UnsafePointer<Float>, input: UnsafePointer<Float>, weight: UnsafePointer<Float>, _ g: ConvGeometry) {
+    let tileGeo = ChannelTile(g), k = g.kh * g.kw, blocks = (g.c + 7) / 8
+    let taps = tileTaps(g, wp: tileGeo.wp)
+    taps.withUnsafeBufferPointer { tb in
+        let tap = tb.baseAddress!
+        // One task per channel block (looping over images): it owns its dw rows and dx planes.
+        parallelFor(blocks, grain: 1) { range in
+            let tile = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: tileGeo.pixels)
+            let dtile = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: tileGeo.pixels)
+            let gy = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: g.ohw)
+            let w8 = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: k)
+            let dw8 = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: k)
+            defer { tile.deallocate(); dtile.deallocate(); gy.deallocate(); w8.deallocate(); dw8.deallocate() }
+            for cb in range {
+                let c0 = cb * 8, cnt = Swift.min(8, g.c - c0)
+                w8.update(repeating: SIMD8(), count: k)
+                for c in 0..<cnt { for t in 0..<k { w8[t][c] = weight[(c0 + c) * k + t] } }
+                dw8.update(repeating: SIMD8(), count: k)
+                for n in 0..<g.n {
+                    // dy of the 8 channels, channels last.
+                    gy.update(repeating: SIMD8(), count: g.ohw)
+                    let dy = dout + (n * g.c + c0) * g.ohw
+                    for c in 0..<cnt { for o in 0..<g.ohw { gy[o][c] = dy[c * g.ohw + o] } }
+                    if dweight != nil { tileGeo.load(tile, input + (n * g.c + c0) * g.hw, cnt: cnt, g) }
+                    if dinput != nil { dtile.update(repeating: SIMD8(), count: tileGeo.pixels) }
+                    for r in 0..<g.oh {
+                        for q in 0..<g.ow {
+                            let off = r * g.sh * tileGeo.wp + q * g.sw
+                            let gv = gy[r * g.ow + q]
+                            if dweight != nil {
+                                let base = tile + off
+                                for t in 0..<k { dw8[t] = dw8[t].addingProduct(gv, base[tap[t]]) }
+                            }
+                            if dinput != nil {
+                                let base = dtile + off
+                                for t in 0..<k { base[tap[t]] = base[tap[t]].addingProduct(gv, w8[t]) }
+                            }
+                        }
+                    }
+                    if let dinput {
+                        let dx = dinput + (n * g.c + c0) * g.hw
+                        for c in 0..<cnt {
+                            let plane = dx + c * g.hw
+                            for r in 0..<g.h {
+                                let row = dtile + (r + g.pt) * tileGeo.wp + g.pl
+                                for q in 0..<g.w { plane[r * g.w + q] = row[q][c] }
+                            }
+                        }
+                    }
+                }
+                if let dweight { for c in 0..<cnt { for t in 0..<k { dweight[(c0 + c) * k + t] = dw8[t][c] } } }
+            }
+        }
     }
 }
