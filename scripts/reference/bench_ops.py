@@ -4,8 +4,9 @@
     sskd bench ops --spec > spec.json
     python3 scripts/reference/bench_ops.py --spec spec.json --threads 1 [--budget 0.3]
 
-Prints a JSON list of {op, name, shape, forward_ms, backward_ms} (medians), in spec order.
-Backward is torch.autograd.grad of the recorded graph (retain_graph) for every input.
+Prints a JSON list of {op, name, shape, forward_ms, backward_ms (minimum over the repetitions),
+forward_median_ms, backward_median_ms}, in spec order. Backward calls the op's own node,
+y.grad_fn(dy), exactly like the Swift side (Node.apply): no accumulation into .grad.
 """
 import argparse
 import json
@@ -67,7 +68,8 @@ def make(c):
     raise ValueError(op)
 
 
-def median_ms(fn, budget, min_reps=3, max_reps=200):
+def time_ms(fn, budget, min_reps=5, max_reps=200):
+    """(min, median) milliseconds after two warm-up runs."""
     fn(); fn()
     times = []
     start = time.perf_counter()
@@ -76,7 +78,7 @@ def median_ms(fn, budget, min_reps=3, max_reps=200):
         fn()
         times.append((time.perf_counter() - t0) * 1000)
     times.sort()
-    return times[len(times) // 2]
+    return times[0], times[len(times) // 2]
 
 
 def main():
@@ -91,11 +93,14 @@ def main():
     out = []
     for c in cases:
         ins, fwd = make(c)
-        f_ms = median_ms(fwd, args.budget)
+        f = time_ms(fwd, args.budget)
         y = fwd()
         dy = torch.randn(y.shape)
-        b_ms = median_ms(lambda: torch.autograd.grad(y, ins, dy, retain_graph=True), args.budget)
-        out.append({"op": c["op"], "name": c["name"], "shape": label(c), "forward_ms": f_ms, "backward_ms": b_ms})
+        node = y.grad_fn
+        with torch.no_grad():
+            b = time_ms(lambda: node(dy), args.budget)
+        out.append({"op": c["op"], "name": c["name"], "shape": label(c), "forward_ms": f[0], "backward_ms": b[0],
+                    "forward_median_ms": f[1], "backward_median_ms": b[1]})
     print(json.dumps(out))
 
 

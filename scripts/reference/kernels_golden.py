@@ -76,6 +76,7 @@ def conv_cases():
     conv("depthwise5x5_s2_p2_odd", [1, 3, 11, 37], [3, 1, 5, 5], False, stride=(2, 2), padding=(2, 2, 2, 2), groups=3)
     conv("depthwise3x3_s2_asym_pad", [1, 3, 8, 10], [3, 1, 3, 3], False, stride=(2, 2), padding=(0, 1, 0, 1), groups=3)
     conv("depthwise_mult2_dil2", [1, 3, 8, 12], [6, 1, 3, 3], True, padding=(2, 2, 2, 2), dilation=(2, 2), groups=3)
+    conv("depthwise_blocked_c11", [1, 11, 5, 4], [11, 1, 3, 3], True, padding=(1, 1, 1, 1), groups=11)  # 8 + 3 channels
     conv("depthwise7x7_generic", [1, 2, 9, 10], [2, 1, 7, 7], False, padding=(3, 3, 3, 3), groups=2)
     conv("depthwise_no_pad_s3", [1, 2, 11, 26], [2, 1, 3, 2], True, stride=(3, 3), groups=2)
     return cases
