@@ -188,3 +188,16 @@ final class ModuleTests: XCTestCase {
         XCTAssertThrowsError(try InvertedResidual(8, 8, stride: 3, expandRatio: 6))
     }
 }
+
+final class ModelsFactoryTests: XCTestCase {
+    func testMakeByName() throws {
+        let m = try Models.make("mobilenet_v2", classes: 10, initialize: false)
+        XCTAssertTrue(m is MobileNetV2)
+        XCTAssertEqual(m.parameterCount, 2_236_682)
+        let e = try Models.make("efficientnet_b3", classes: 10, inputChannels: 1, initialize: false) as? EfficientNet
+        XCTAssertEqual(e?.config.widthMult, 1.2)
+        XCTAssertEqual(e?.config.inputChannels, 1)
+        XCTAssertThrowsError(try Models.make("resnet50")) { XCTAssertTrue("\($0)".contains("efficientnet_b0")) }
+        XCTAssertThrowsError(try Models.make("efficientnet_b9"))
+    }
+}

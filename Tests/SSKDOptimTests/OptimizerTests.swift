@@ -160,3 +160,19 @@ final class ScheduleTests: XCTestCase {
         XCTAssertThrowsError(try LRScheduler(opt, .cosine(totalSteps: 5, warmupSteps: 5)))
     }
 }
+
+final class ParamGroupTests: XCTestCase {
+    func testAddParamGroupAndPerGroupSettings() throws {
+        let a = try Tensor([1, 1]).requiringGrad(), b = try Tensor([1, 1]).requiringGrad()
+        let opt = try SGD([a], lr: 0.1)
+        try opt.addParamGroup(ParamGroup(params: [b], lr: 1.0, weightDecay: 0.5))
+        XCTAssertThrowsError(try opt.addParamGroup(ParamGroup(params: [a])))
+        a.grad = try Tensor([1, 1]); b.grad = try Tensor([1, 1])
+        try opt.step()
+        XCTAssertEqual(a.toArray(), [0.9, 0.9])
+        XCTAssertEqual(b.toArray(), [-0.5, -0.5])      // 1 - 1.0 * (1 + 0.5 * 1)
+        let sched = try LRScheduler(opt, .step(stepSize: 1, gamma: 0.5))
+        sched.step()
+        XCTAssertEqual(opt.paramGroups.map(\.lr), [0.05, 0.5])
+    }
+}

@@ -77,7 +77,13 @@ struct ParityErrors: CustomStringConvertible {
     var nullGradients = 0
     var wellConditioned = 0
     /// Allowed gradient error: twice PyTorch's own float32-vs-float64 error on this model
-    /// (recorded by the fixture script), at least 1e-4.
+    /// (recorded by the fixture script), at least 1e-4. Why it can exceed 1e-4: ReLU6 networks
+    /// have activations within float32 rounding of a kink (in the full MobileNetV2 at 96x96,
+    /// inputs 1.6e-7 of the layer's scale from 0 or 6); which side they land on differs between
+    /// any two float32 evaluations, and through train-mode BatchNorm over few values per channel
+    /// (2x3x3 at the last stage) one flipped element moves whole gradient tensors by percents.
+    /// PyTorch float32 itself is 6.3e-2 from float64 there; EfficientNet (smooth SiLU) is not
+    /// affected and is held to 1e-4.
     var gradientTolerance: Float = 1e-4
     mutating func add(_ name: String, _ e: Float) { values.append((name, e)) }
     func get(_ name: String) -> Float { values.first { $0.0 == name }?.1 ?? .infinity }

@@ -123,6 +123,23 @@ def parity_case(meta, size, batch, seed, store_f64=False):
         # distance from the exact values.
         for k, p in m64.named_parameters():
             out["grad64." + k] = p.grad.float()
+        # How ill-conditioned is the problem itself? Perturb every weight by ~1e-7 relative
+        # (float32's resolution) and recompute in float64: no float32 implementation can be
+        # expected to agree with another closer than this.
+        mp = copy.deepcopy(m64)
+        mp.zero_grad()
+        gen = torch.Generator().manual_seed(99)
+        with torch.no_grad():
+            for p in mp.parameters():
+                p.mul_(1 + 1e-7 * torch.randn(p.shape, generator=gen, dtype=p.dtype))
+        F.cross_entropy(mp(x.double()), y).backward()
+        sens = 0.0
+        for (k, p), (_, q) in zip(m64.named_parameters(), mp.named_parameters()):
+            scale = p.grad.abs().max().item()
+            if scale >= 1e-6 * gmax:
+                sens = max(sens, (p.grad - q.grad).abs().max().item() / scale)
+        meta["f64_grad_change_for_1e-7_weight_perturbation"] = repr(sens)
+        print(f"  {meta['model']}: float64 gradients change by up to {sens:.2e} (relative) when the weights move by 1e-7")
     print(f"  {meta['model']}: PyTorch float32 vs float64 gradients, max relative error {cond:.2e}")
 
     # Optimizer steps on the reference gradients, from the initial weights.
