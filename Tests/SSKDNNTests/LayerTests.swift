@@ -64,6 +64,10 @@ final class LayerTests: XCTestCase {
         XCTAssertEqual(cumulative.runningMean.data[0], mean, accuracy: 1e-5)
         XCTAssertEqual(cumulative.description, "BatchNorm2d(2, eps=1e-05, momentum=None, affine=True, bias=True, track_running_stats=True)")
         XCTAssertThrowsError(try bn(try Tensor.zeros([1, 3, 2, 2])))
+        // A failed training step (one value per channel) leaves the counter alone.
+        bn.train()
+        XCTAssertThrowsError(try bn(try Tensor.zeros([1, 2, 1, 1])))
+        XCTAssertEqual(bn.numBatchesTracked.toArray(), [1])
     }
 
     func testModelsAreDeterministicInEvalDespiteDropoutAndStochasticDepth() throws {
