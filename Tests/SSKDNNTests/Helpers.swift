@@ -41,8 +41,11 @@ func reducedEfficientNet() throws -> EfficientNet {
     try EfficientNet(.init(classes: 4, widthMult: 0.1, depthMult: 0.34, dropout: 0, stochasticDepthProb: 0))
 }
 
+let testTempDir = FileManager.default.temporaryDirectory.appendingPathComponent("sskd-nn-tests-\(getpid())")
+
+/// A path in this test process's temporary directory (removed by `SafeTensorsTests.tearDown`).
 func tmpPath(_ name: String) -> String {
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sskd-nn-tests-\(getpid())")
+    let dir = testTempDir
     try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
     return dir.appendingPathComponent(name).path
 }
