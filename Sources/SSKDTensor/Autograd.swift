@@ -19,6 +19,16 @@ public final class Node {
         self.backwardFn = backward
     }
 
+    /// Runs this op's backward alone, like calling `y.grad_fn(dy)` in PyTorch: maps d(loss)/d(output)
+    /// to one gradient per input (nil where none is needed), without accumulating into `.grad` or
+    /// releasing the node. For benchmarks and debugging.
+    public func apply(_ gradOutput: Tensor) throws -> [Tensor?] {
+        guard let fn = backwardFn else {
+            throw TensorError("backward", "the graph of op \(name) was already freed by a backward pass without retainGraph")
+        }
+        return try withNoGrad { try fn(gradOutput.detach()) }
+    }
+
     /// Tears a dying graph down iteratively. Releasing it recursively (tensor -> node -> input
     /// tensor -> node ...) would overflow the stack on a chain of a few hundred thousand ops.
     deinit {
