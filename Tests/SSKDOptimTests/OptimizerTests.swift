@@ -88,6 +88,7 @@ final class OptimizerTests: XCTestCase {
             let path = FileManager.default.temporaryDirectory.appendingPathComponent("sskd-optim-\(getpid()).safetensors").path
             try SafeTensors.write(sd, to: path)
             let restored = try OptimizerState(from: SafeTensors.read(path))
+            try? FileManager.default.removeItem(atPath: path)
             let b = a.map { $0.clone().detach().requiringGrad() }
             let optB = try make(b)
             optB.paramGroups[0].lr = 123      // overwritten by the load

@@ -88,7 +88,7 @@ struct ParityErrors: CustomStringConvertible {
     mutating func add(_ name: String, _ e: Float) { values.append((name, e)) }
     func get(_ name: String) -> Float { values.first { $0.0 == name }?.1 ?? .infinity }
     var description: String {
-        values.map { "\($0.0) \(String(format: "%.2e", $0.1))" }.joined(separator: ", ") + " (worst gradient: \(worstGradient), bound \(gradientTolerance); \(nullGradients) exactly-zero gradients, \(wellConditioned) well-conditioned)"
+        values.map { "\($0.0) \(String(format: "%.2e", $0.1))" }.joined(separator: ", ") + " (worst gradient: \(worstGradient), bound \(gradientTolerance); \(nullGradients) exactly-zero gradients\(values.contains { $0.0 == "well_conditioned_gradients" } ? ", \(wellConditioned) well-conditioned" : ""))"
     }
 }
 
@@ -139,7 +139,7 @@ func measureParity(_ f: ParityFixture) throws -> ParityErrors {
     errors.add("gradients", worst)
     // Full-size fixtures also carry float64 gradients: sskd's distance from the exact values,
     // against PyTorch float32's distance from them (f32_grad_error).
-    if f.all["grad64." + refGrads[0].0] != nil {
+    if let first = refGrads.first, f.all["grad64." + first.0] != nil {
         var w64: Float = 0, wellWorst: Float = 0
         for (name, g, ref) in refGrads {
             let exact = try f.tensor("grad64." + name)
