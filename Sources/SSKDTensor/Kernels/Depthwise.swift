@@ -295,17 +295,68 @@ struct ChannelTile {
     init(_ g: ConvGeometry) { hp = g.h + g.pt + g.pb; wp = g.w + g.pl + g.pr }
     var pixels: Int { hp * wp }
 
-    /// Loads `cnt` planes starting at `x` (plane stride HW) into the zeroed, padded tile.
-    @inline(__always) func load(_ tile: UnsafeMutablePointer<SIMD8<Float>>, _ x: UnsafePointer<Float>, cnt: Int, _ g: ConvGeometry) {
-        tile.update(repeating: SIMD8(), count: pixels)
-        for c in 0..<cnt {
-            let plane = x + c * g.hw
-            for r in 0..<g.h {
-                let row = tile + (r + g.pt) * wp + g.pl, src = plane + r * g.w
-                for q in 0..<g.w { row[q][c] = src[q] }
-            }
-        }
+    /// Tile pixel of each input pixel r*W + q.
+    func interiorMap(_ g: ConvGeometry) -> [Int] {
+        var m: [Int] = []
+        for r in 0..<g.h { for q in 0..<g.w { m.append((r + g.pt) * wp + q + g.pl) } }
+        return m
     }
+}
+
+/// Transposes the 8x8 block held in `m[0..<8]` (m[i][j] -> m[j][i]) in place: three rounds of
+/// "evens then odds" over the 64 values rotate the 6-bit index by 3 bits, i.e. swap row and column.
+@inline(__always) func transpose8x8(_ m: UnsafeMutablePointer<SIMD8<Float>>) {
+    var a0 = m[0], a1 = m[1], a2 = m[2], a3 = m[3], a4 = m[4], a5 = m[5], a6 = m[6], a7 = m[7]
+    for _ in 0..<3 {
+        let p0 = SIMD16(lowHalf: a0, highHalf: a1), p1 = SIMD16(lowHalf: a2, highHalf: a3)
+        let p2 = SIMD16(lowHalf: a4, highHalf: a5), p3 = SIMD16(lowHalf: a6, highHalf: a7)
+        (a0, a1, a2, a3) = (p0.evenHalf, p1.evenHalf, p2.evenHalf, p3.evenHalf)
+        (a4, a5, a6, a7) = (p0.oddHalf, p1.oddHalf, p2.oddHalf, p3.oddHalf)
+    }
+    m[0] = a0; m[1] = a1; m[2] = a2; m[3] = a3; m[4] = a4; m[5] = a5; m[6] = a6; m[7] = a7
+}
+
+/// Channels-last `dst[map(o)]` (8 lanes) <- planes `src + c*stride` (c < cnt) at pixels o < count.
+/// `map` nil means identity. 8 pixels at a time through an 8x8 transpose; the tail by lanes.
+@inline(__always) func gatherChannels(_ dst: UnsafeMutablePointer<SIMD8<Float>>, map: UnsafePointer<Int>?, _ src: UnsafePointer<Float>,
+                                      stride: Int, cnt: Int, count: Int, scratch m: UnsafeMutablePointer<SIMD8<Float>>) {
+    var o = 0
+    while o + 8 <= count {
+        for c in 0..<8 { m[c] = c < cnt ? load8(src + c * stride + o) : SIMD8() }
+        transpose8x8(m)
+        if let map { for j in 0..<8 { dst[map[o + j]] = m[j] } } else { for j in 0..<8 { dst[o + j] = m[j] } }
+        o += 8
+    }
+    let dl = lanes(dst)
+    while o < count {
+        let at = (map?[o] ?? o) * 8
+        for c in 0..<8 { dl[at + c] = c < cnt ? src[c * stride + o] : 0 }
+        o += 1
+    }
+}
+
+/// Planes `dst + c*stride` (c < cnt) at pixels o < count <- channels-last `src[map(o)]`.
+@inline(__always) func scatterChannels(_ dst: UnsafeMutablePointer<Float>, stride: Int, cnt: Int, count: Int,
+                                       _ src: UnsafeMutablePointer<SIMD8<Float>>, map: UnsafePointer<Int>?,
+                                       scratch m: UnsafeMutablePointer<SIMD8<Float>>) {
+    var o = 0
+    while o + 8 <= count {
+        if let map { for j in 0..<8 { m[j] = src[map[o + j]] } } else { for j in 0..<8 { m[j] = src[o + j] } }
+        transpose8x8(m)
+        for c in 0..<cnt { store8(m[c], dst + c * stride + o) }
+        o += 8
+    }
+    let sl = lanes(src)
+    while o < count {
+        let at = (map?[o] ?? o) * 8
+        for c in 0..<cnt { dst[c * stride + o] = sl[at + c] }
+        o += 1
+    }
+}
+
+/// The floats of a channels-last SIMD8 buffer (pixel p, channel c at p*8 + c).
+@inline(__always) func lanes(_ p: UnsafeMutablePointer<SIMD8<Float>>) -> UnsafeMutablePointer<Float> {
+    UnsafeMutableRawPointer(p).assumingMemoryBound(to: Float.self)
 }
 
 /// Tap offsets (in tile pixels) of the window's top-left output.
@@ -318,65 +369,74 @@ struct ChannelTile {
 func depthwiseBlockedForward(out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                              bias: UnsafePointer<Float>?, _ g: ConvGeometry) {
     let tileGeo = ChannelTile(g), k = g.kh * g.kw, blocks = (g.c + 7) / 8
-    let taps = tileTaps(g, wp: tileGeo.wp)
+    let taps = tileTaps(g, wp: tileGeo.wp), interior = tileGeo.interiorMap(g)
     taps.withUnsafeBufferPointer { tb in
-        let tap = tb.baseAddress!
+    interior.withUnsafeBufferPointer { ib in
+        let tap = tb.baseAddress!, inMap = ib.baseAddress!
         parallelFor(g.n * blocks, grain: grainFor(work: 8 * g.ohw * k)) { range in
             let tile = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: tileGeo.pixels)
-            let w8 = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: k)
-            defer { tile.deallocate(); w8.deallocate() }
+            let otile = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: g.ohw)
+            let w8 = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: k + 8)
+            defer { tile.deallocate(); otile.deallocate(); w8.deallocate() }
+            let wl = lanes(w8), scratch = w8 + k
+            // The padding of the tile is never written, so it stays zero.
+            tile.update(repeating: SIMD8(), count: tileGeo.pixels)
             var loadedBlock = -1
             for task in range {
                 let n = task / blocks, cb = task % blocks
                 let c0 = cb * 8, cnt = Swift.min(8, g.c - c0)
                 if cb != loadedBlock {
                     w8.update(repeating: SIMD8(), count: k)
-                    for c in 0..<cnt { for t in 0..<k { w8[t][c] = weight[(c0 + c) * k + t] } }
+                    for c in 0..<cnt { for t in 0..<k { wl[t * 8 + c] = weight[(c0 + c) * k + t] } }
                     loadedBlock = cb
                 }
                 var b8 = SIMD8<Float>()
                 if let bias { for c in 0..<cnt { b8[c] = bias[c0 + c] } }
-                tileGeo.load(tile, input + (n * g.c + c0) * g.hw, cnt: cnt, g)
+                gatherChannels(tile, map: inMap, input + (n * g.c + c0) * g.hw, stride: g.hw, cnt: cnt, count: g.hw, scratch: scratch)
                 let y = out + (n * g.c + c0) * g.ohw
                 for r in 0..<g.oh {
                     for q in 0..<g.ow {
                         let base = tile + r * g.sh * tileGeo.wp + q * g.sw
                         var acc = b8
                         for t in 0..<k { acc = acc.addingProduct(base[tap[t]], w8[t]) }
-                        let o = r * g.ow + q
-                        for c in 0..<cnt { y[c * g.ohw + o] = acc[c] }
+                        otile[r * g.ow + q] = acc
                     }
                 }
+                scatterChannels(y, stride: g.ohw, cnt: cnt, count: g.ohw, otile, map: nil, scratch: scratch)
             }
         }
+    }
     }
 }
 
 func depthwiseBlockedBackward(dinput: UnsafeMutablePointer<Float>?, dweight: UnsafeMutablePointer<Float>?,
                               dout: UnsafePointer<Float>, input: UnsafePointer<Float>, weight: UnsafePointer<Float>, _ g: ConvGeometry) {
     let tileGeo = ChannelTile(g), k = g.kh * g.kw, blocks = (g.c + 7) / 8
-    let taps = tileTaps(g, wp: tileGeo.wp)
+    let taps = tileTaps(g, wp: tileGeo.wp), interior = tileGeo.interiorMap(g)
     taps.withUnsafeBufferPointer { tb in
-        let tap = tb.baseAddress!
+    interior.withUnsafeBufferPointer { ib in
+        let tap = tb.baseAddress!, inMap = ib.baseAddress!
         // One task per channel block (looping over images): it owns its dw rows and dx planes.
         parallelFor(blocks, grain: 1) { range in
             let tile = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: tileGeo.pixels)
             let dtile = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: tileGeo.pixels)
             let gy = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: g.ohw)
-            let w8 = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: k)
+            let w8 = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: k + 8)
             let dw8 = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: k)
             defer { tile.deallocate(); dtile.deallocate(); gy.deallocate(); w8.deallocate(); dw8.deallocate() }
+            let wl = lanes(w8), dwl = lanes(dw8), scratch = w8 + k
+            tile.update(repeating: SIMD8(), count: tileGeo.pixels)
             for cb in range {
                 let c0 = cb * 8, cnt = Swift.min(8, g.c - c0)
                 w8.update(repeating: SIMD8(), count: k)
-                for c in 0..<cnt { for t in 0..<k { w8[t][c] = weight[(c0 + c) * k + t] } }
+                for c in 0..<cnt { for t in 0..<k { wl[t * 8 + c] = weight[(c0 + c) * k + t] } }
                 dw8.update(repeating: SIMD8(), count: k)
                 for n in 0..<g.n {
                     // dy of the 8 channels, channels last.
-                    gy.update(repeating: SIMD8(), count: g.ohw)
-                    let dy = dout + (n * g.c + c0) * g.ohw
-                    for c in 0..<cnt { for o in 0..<g.ohw { gy[o][c] = dy[c * g.ohw + o] } }
-                    if dweight != nil { tileGeo.load(tile, input + (n * g.c + c0) * g.hw, cnt: cnt, g) }
+                    gatherChannels(gy, map: nil, dout + (n * g.c + c0) * g.ohw, stride: g.ohw, cnt: cnt, count: g.ohw, scratch: scratch)
+                    if dweight != nil {
+                        gatherChannels(tile, map: inMap, input + (n * g.c + c0) * g.hw, stride: g.hw, cnt: cnt, count: g.hw, scratch: scratch)
+                    }
                     if dinput != nil { dtile.update(repeating: SIMD8(), count: tileGeo.pixels) }
                     for r in 0..<g.oh {
                         for q in 0..<g.ow {
@@ -393,18 +453,12 @@ func depthwiseBlockedBackward(dinput: UnsafeMutablePointer<Float>?, dweight: Uns
                         }
                     }
                     if let dinput {
-                        let dx = dinput + (n * g.c + c0) * g.hw
-                        for c in 0..<cnt {
-                            let plane = dx + c * g.hw
-                            for r in 0..<g.h {
-                                let row = dtile + (r + g.pt) * tileGeo.wp + g.pl
-                                for q in 0..<g.w { plane[r * g.w + q] = row[q][c] }
-                            }
-                        }
+                        scatterChannels(dinput + (n * g.c + c0) * g.hw, stride: g.hw, cnt: cnt, count: g.hw, dtile, map: inMap, scratch: scratch)
                     }
                 }
-                if let dweight { for c in 0..<cnt { for t in 0..<k { dweight[(c0 + c) * k + t] = dw8[t][c] } } }
+                if let dweight { for c in 0..<cnt { for t in 0..<k { dweight[(c0 + c) * k + t] = dwl[t * 8 + c] } } }
             }
         }
+    }
     }
 }
