@@ -80,6 +80,7 @@ public func withNoGrad<T>(_ body: () throws -> T) rethrows -> T {
 /// per input, in order, each shaped like its input (or nil). It runs with grad mode off.
 @inline(__always)
 public func record(_ out: Tensor, _ name: String, _ inputs: [Tensor], _ backward: @escaping (Tensor) throws -> [Tensor?]) -> Tensor {
+    if Profiler.enabled { Profiler.forwardOp(name, inputs, out) }
     guard GradMode.isEnabled, inputs.contains(where: { $0.requiresGrad }) else { return out }
     // An op that hands back one of its inputs unchanged gets a fresh alias to record on;
     // recording on the input itself would make it its own parent.
@@ -105,6 +106,9 @@ extension Tensor {
             guard count == 1 else { throw TensorError("backward", "grad can be implicitly created only for one-element outputs, got shape \(fmt(shape)); pass a gradient") }
             seed = Tensor.ones(like: self)
         }
+        let profiling = Profiler.enabled
+        if profiling { Profiler.beginBackward() }
+        defer { if profiling { Profiler.endBackward() } }
         try withNoGrad {
             guard let root = gradFn else {
                 accumulateLeafGrad(self, seed)
@@ -131,7 +135,10 @@ extension Tensor {
                 guard let fn = node.backwardFn else {
                     throw TensorError("backward", "trying to backward through the graph a second time (op \(node.name)); its buffers were freed. Pass retainGraph: true the first time")
                 }
+                let t0 = profiling ? Profiler.clock() : 0
                 let grads = try fn(g)
+                let t1 = profiling ? Profiler.clock() : 0
+                if profiling { Profiler.backwardNode(node, outShape: g.shape, ms: (t1 - t0) * 1000) }
                 for (input, gi) in zip(node.inputs, grads) {
                     guard let gi, input.requiresGrad else { continue }
                     guard gi.shape == input.shape else {
@@ -144,6 +151,7 @@ extension Tensor {
                         accumulateLeafGrad(input, gi)
                     }
                 }
+                if profiling { Profiler.charge("autograd accumulate", .backward, ms: (Profiler.clock() - t1) * 1000) }
                 if !retainGraph {
                     node.backwardFn = nil
                     node.inputs = []
