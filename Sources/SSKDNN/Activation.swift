@@ -1,5 +1,6 @@
-// Element-wise activations as modules (shapes unchanged). `inplace` is kept for the printed form
-// only: sskd ops never write into their input.
+// Element-wise activations as modules (shapes unchanged). `inplace` is kept for the printed form:
+// their forward never writes into its input. (The fused eval forward of `Sequential` applies
+// them in place to a conv output it owns, see `InferenceFusion`.)
 
 import SSKDTensor
 
@@ -46,3 +47,9 @@ public final class Hardsigmoid: Module {
     public override func forward(_ x: Tensor) throws -> Tensor { try x.hardsigmoid() }
     public override var extraRepr: String { inplace ? "inplace=True" : "" }
 }
+
+extension ReLU: InPlaceActivation { func applyInPlace(_ x: Tensor) throws { try x.relu_() } }
+extension ReLU6: InPlaceActivation { func applyInPlace(_ x: Tensor) throws { try x.relu6_() } }
+extension SiLU: InPlaceActivation { func applyInPlace(_ x: Tensor) throws { try x.silu_() } }
+extension Hardswish: InPlaceActivation { func applyInPlace(_ x: Tensor) throws { try x.hardswish_() } }
+extension Hardsigmoid: InPlaceActivation { func applyInPlace(_ x: Tensor) throws { try x.hardsigmoid_() } }

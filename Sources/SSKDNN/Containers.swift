@@ -28,10 +28,51 @@ open class Sequential: Module {
     public func append(_ m: Module) { registerModule(String(children.count), m) }
 
     open override func forward(_ x: Tensor) throws -> Tensor {
+        if InferenceFusion.applies(to: self) { return try fusedForward(x) }
         var y = x
         for (_, m) in children { y = try m(y) }
         return y
     }
+
+    /// The eval, no-grad forward with `Conv2d -> BatchNorm2d [-> activation]` runs fused: the
+    /// norm folded into the conv, the activation applied in place on the conv's fresh output.
+    func fusedForward(_ x: Tensor) throws -> Tensor {
+        var y = x
+        var i = 0
+        while i < children.count {
+            let m = children[i].module
+            if let conv = m as? Conv2d, i + 1 < children.count, let bn = children[i + 1].module as? BatchNorm2d, !bn.training,
+               bn.numFeatures == conv.outChannels {
+                y = try conv.forwardFoldingBatchNorm(y, bn)
+                i += 2
+                if i < children.count, let act = children[i].module as? InPlaceActivation {
+                    try act.applyInPlace(y)
+                    i += 1
+                }
+                continue
+            }
+            y = try m(y)
+            i += 1
+        }
+        return y
+    }
+}
+
+/// Inference fusion of `Sequential` children (conv + batch norm folding, in-place activations),
+/// used in eval mode under `withNoGrad` only: training and any forward that records a graph run
+/// the layers one by one.
+public enum InferenceFusion {
+    /// On by default; switch off to run eval forwards layer by layer (e.g. to compare).
+    nonisolated(unsafe) public static var enabled = true
+
+    static func applies(to m: Module) -> Bool {
+        enabled && !m.training && !GradMode.isEnabled && SummaryRecorder.active == nil
+    }
+}
+
+/// An activation module that can overwrite its input (used by the fused eval forward).
+protocol InPlaceActivation {
+    func applyInPlace(_ x: Tensor) throws
 }
 
 /// Returns its input (`nn.Identity`), e.g. to drop a classifier head.

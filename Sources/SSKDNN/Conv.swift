@@ -53,6 +53,31 @@ public final class Conv2d: Module {
         try conv2d(x, weight, bias: bias, stride: stride, padding: padding, dilation: dilation, groups: groups)
     }
 
+    /// Eval-mode `bn(conv(x))` as one convolution: the batch norm's affine map (running
+    /// statistics) is folded into this layer's weight and bias,
+    ///   scale = gamma / sqrt(running_var + eps),  W' = W * scale (per output channel),
+    ///   b' = beta + (b - running_mean) * scale,
+    /// which saves the norm's pass over the output and its buffer. Equal to the two layers up to
+    /// float rounding. The folded copy is recomputed on every call (a pass over the weights,
+    /// small next to the convolution), so it can never go stale. No autograd: callers use it
+    /// only under `withNoGrad`.
+    public func forwardFoldingBatchNorm(_ x: Tensor, _ bn: BatchNorm2d) throws -> Tensor {
+        guard bn.numFeatures == outChannels else {
+            throw TensorError("Conv2d", "cannot fold BatchNorm2d(\(bn.numFeatures)) into a conv with \(outChannels) output channels")
+        }
+        let o = outChannels, per = weight.count / o
+        let w = try Tensor.empty(weight.shape), b = try Tensor.empty([o])
+        let eps = Float(bn.settings.eps)
+        let gamma = bn.weight.data, beta = bn.bias.data, mean = bn.runningMean.data, variance = bn.runningVar.data
+        let src = weight.data, dst = w.data
+        for c in 0..<o {
+            let scale = gamma[c] / (variance[c] + eps).squareRoot()
+            for k in 0..<per { dst[c * per + k] = src[c * per + k] * scale }
+            b.data[c] = beta[c] + ((bias?.data[c] ?? 0) - mean[c]) * scale
+        }
+        return try conv2d(x, w, bias: b, stride: stride, padding: padding, dilation: dilation, groups: groups)
+    }
+
     public override var extraRepr: String {
         var s = "\(inChannels), \(outChannels), kernel_size=\(pyTuple(kernelSize)), stride=\(pyTuple(stride))"
         if padding != [0, 0] { s += ", padding=\(pyTuple(padding))" }

@@ -29,6 +29,53 @@ public final class SqueezeExcitation: Module {
         var s = try avgpool(x)
         s = try activation(fc1(s))
         s = try scaleActivation(fc2(s))
-        return try s * x
+        return try channelScale(x, s)
+    }
+}
+
+/// `scale * x` for `x [N, C, H, W]` and `scale [N, C, 1, 1]` (the SE gate) as one op. Same values
+/// and gradients as the broadcast multiply, but the backward computes
+///   dx = dy * scale (broadcast),  dscale[n, c] = sum over (h, w) of dy * x
+/// plane by plane, without materialising the `[N, C, H, W]` product `dy * x` first.
+func channelScale(_ x: Tensor, _ scale: Tensor) throws -> Tensor {
+    guard x.dim == 4, scale.shape == [x.shape[0], x.shape[1], 1, 1] else { return try scale * x }
+    let planes = x.shape[0] * x.shape[1], hw = x.shape[2] * x.shape[3]
+    let out = try Tensor.empty(x.shape)
+    let grain = max(1, 32768 / max(hw, 1))
+    let o = out.data, xp = x.data, sp = scale.data
+    parallelFor(planes, grain: grain) { r in
+        for p in r {
+            let k = sp[p], base = p * hw
+            for i in 0..<hw { o[base + i] = k * xp[base + i] }
+        }
+    }
+    return record(out, "mul", [scale, x]) { [x, scale] dy in
+        let g = dy.data, xp = x.data, sp = scale.data
+        var ds: Tensor? = nil, dx: Tensor? = nil
+        if scale.requiresGrad {
+            let t = try Tensor.empty(scale.shape)
+            let d = t.data
+            parallelFor(planes, grain: grain) { r in
+                for p in r {
+                    let base = p * hw
+                    var acc: Float = 0
+                    for i in 0..<hw { acc += g[base + i] * xp[base + i] }
+                    d[p] = acc
+                }
+            }
+            ds = t
+        }
+        if x.requiresGrad {
+            let t = try Tensor.empty(x.shape)
+            let d = t.data
+            parallelFor(planes, grain: grain) { r in
+                for p in r {
+                    let k = sp[p], base = p * hw
+                    for i in 0..<hw { d[base + i] = k * g[base + i] }
+                }
+            }
+            dx = t
+        }
+        return [ds, dx]
     }
 }

@@ -148,6 +148,12 @@ extension Tensor {
 
     public static func ones(_ shape: [Int]) throws -> Tensor { try full(shape, 1) }
 
+    /// An uninitialised tensor (like `torch.empty`), for code that writes every element next.
+    public static func empty(_ shape: [Int]) throws -> Tensor {
+        try validateShape(shape, op: "empty")
+        return Tensor(shape, zeroed: false)
+    }
+
     public static func full(_ shape: [Int], _ value: Float) throws -> Tensor {
         try validateShape(shape, op: "full")
         let t = Tensor(shape, zeroed: false)

@@ -91,6 +91,8 @@ struct BenchTrain: ParsableCommand {
     var json = false
     @Flag(help: "Also profile by op family (extra iterations after the timed ones).")
     var profile = false
+    @Flag(help: "Run eval forwards layer by layer (no conv + batch norm folding, no in-place activations).")
+    var noFusion = false
     @Flag(help: "List the cases and exit.")
     var list = false
 
@@ -136,6 +138,7 @@ struct BenchTrain: ParsableCommand {
                         "--batch", "\(batch)", "--size", "\(size)", "--seed", "\(seed)"]
             if json { args.append("--json") }
             if profile { args.append("--profile") }
+            if noFusion { args.append("--no-fusion") }
             p.arguments = args
             var env = ProcessInfo.processInfo.environment
             env["SSKD_THREADS"] = "\(threads)"
@@ -149,6 +152,7 @@ struct BenchTrain: ParsableCommand {
     /// Builds the case's models and data, warms up, times, and returns the JSON fields.
     func runCase(_ name: String) throws -> [String: Any] {
         try Runtime.setThreads(threads)
+        InferenceFusion.enabled = !noFusion
         Allocator.tuneForImages()   // keep freed activations in the heap (see SSKDData/Allocator.swift)
         let rssStart = procStatusMiB("VmRSS")
         let spec = trainBenchCases.first { $0.name == name }!
