@@ -11,6 +11,9 @@
 #   scripts/bench_train.sh                         all cases, threads 1 and 2
 #   THREADS="2" CASES=kd_step REPEATS=5 scripts/bench_train.sh
 #   WARMUP=3 ITERS=10 OUT=bench-train.jsonl scripts/bench_train.sh   (raw JSON lines kept in OUT)
+#   BASELINE=1 scripts/bench_train.sh    also runs sskd with the non-kernel levers off (glibc malloc
+#                                        defaults, eval forwards layer by layer) in the same run:
+#                                        extra "sskd base" columns, before/after under the same load
 set -euo pipefail
 cd "$(dirname "$0")/.."
 swift build -c release --product sskd >&2
@@ -19,6 +22,7 @@ THREADS=${THREADS:-1 2}
 CASES=${CASES:-student_train teacher_train kd_step student_eval32 student_eval256 teacher_eval32 teacher_eval256}
 CASES=${CASES//,/ }
 REPEATS=${REPEATS:-1}
+BASELINE=${BASELINE:-0}
 WARMUP=${WARMUP:-2}
 ITERS=${ITERS:-5}
 TMP=$(mktemp -d)
@@ -32,6 +36,10 @@ for t in $THREADS; do
       echo "== $c, $t thread(s), repeat $((r + 1))/$REPEATS (load $(cut -d' ' -f1 /proc/loadavg))" >&2
       SSKD_THREADS=$t "$BIN" bench train --case "$c" --threads "$t" --warmup "$WARMUP" --iters "$ITERS" --json \
         | sed 's/^{/{"side": "sskd", /' >> "$RAW"
+      if [[ "$BASELINE" == 1 ]]; then
+        SSKD_MALLOC_DEFAULTS=1 SSKD_THREADS=$t "$BIN" bench train --case "$c" --threads "$t" --warmup "$WARMUP" --iters "$ITERS" \
+          --json --no-fusion | sed 's/^{/{"side": "base", /' >> "$RAW"
+      fi
       OMP_NUM_THREADS=$t MKL_NUM_THREADS=$t python3 scripts/reference/bench_train.py --case "$c" --threads "$t" \
         --warmup "$WARMUP" --iters "$ITERS" | grep '^{' | sed 's/^{/{"side": "torch", /' >> "$RAW"
     done
@@ -47,14 +55,25 @@ for r in rows:
     k = (r["case"], r["threads"])
     if k not in keys: keys.append(k)
 med = lambda xs: statistics.median(xs) if xs else float("nan")
-print(f"\nsskd vs PyTorch, medians of {max(1, len(rows) // max(1, 2 * len(keys)))} run(s) per cell; load after: {sys.argv[2]}\n")
-print("| case | threads | sskd img/s | torch img/s | ratio | sskd peak MiB | torch peak MiB | torch peak - import MiB |")
-print("|---|---:|---:|---:|---:|---:|---:|---:|")
+sides = len({r["side"] for r in rows})
+print(f"\nsskd vs PyTorch, medians of {max(1, len(rows) // max(1, sides * len(keys)))} run(s) per cell; load after: {sys.argv[2]}\n")
+base = any(r["side"] == "base" for r in rows)
+if base:
+    print("| case | threads | sskd base img/s | sskd img/s | torch img/s | base ratio | ratio | sskd base peak MiB | sskd peak MiB | torch peak MiB | torch peak - import MiB |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+else:
+    print("| case | threads | sskd img/s | torch img/s | ratio | sskd peak MiB | torch peak MiB | torch peak - import MiB |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
 for case, t in keys:
     s = [r for r in rows if r["side"] == "sskd" and r["case"] == case and r["threads"] == t]
     p = [r for r in rows if r["side"] == "torch" and r["case"] == case and r["threads"] == t]
     si, pi = med([r["images_per_s"] for r in s]), med([r["images_per_s"] for r in p])
     sm, pm = med([r["peak_rss_mb"] for r in s]), med([r["peak_rss_mb"] for r in p])
     pb = med([r["peak_rss_mb"] - r["rss_after_import_mb"] for r in p])
-    print(f"| {case} | {t} | {si:.1f} | {pi:.1f} | {si / pi:.2f} | {sm:.0f} | {pm:.0f} | {pb:.0f} |")
+    if base:
+        b = [r for r in rows if r["side"] == "base" and r["case"] == case and r["threads"] == t]
+        bi, bm = med([r["images_per_s"] for r in b]), med([r["peak_rss_mb"] for r in b])
+        print(f"| {case} | {t} | {bi:.1f} | {si:.1f} | {pi:.1f} | {bi / pi:.2f} | {si / pi:.2f} | {bm:.0f} | {sm:.0f} | {pm:.0f} | {pb:.0f} |")
+    else:
+        print(f"| {case} | {t} | {si:.1f} | {pi:.1f} | {si / pi:.2f} | {sm:.0f} | {pm:.0f} | {pb:.0f} |")
 PY

@@ -57,9 +57,32 @@ public class Adam: Optimizer {
         let mp = m.data, vp = v.data
         let vm = vmaxT?.data
         let lerpLow = w1 < 0.5
+        // The common case (Adam without weight decay or amsgrad) runs 8 lanes at a time. Each
+        // lane does exactly the scalar loop's operations in the same order (no fused
+        // multiply-adds), so the results are bit-identical to it.
+        let plain = wd == 0 && vm == nil && lerpLow
         // Elementwise and independent: split across threads in large chunks.
         parallelFor(n, grain: 1 << 15) { r in
-            for i in r {
+            var lo = r.lowerBound
+            if plain {
+                let w1v = SIMD8<Float>(repeating: w1), b2v = SIMD8<Float>(repeating: b2), w2v = SIMD8<Float>(repeating: w2)
+                let bcv = SIMD8<Float>(repeating: bc2Sqrt), epsv = SIMD8<Float>(repeating: eps), stepv = SIMD8<Float>(repeating: -stepSize)
+                let signv = SIMD8<Float>(repeating: sign)
+                while lo + 8 <= r.upperBound {
+                    let g = signv * UnsafeRawPointer(gr + lo).loadUnaligned(as: SIMD8<Float>.self)
+                    var m = UnsafeRawPointer(mp + lo).loadUnaligned(as: SIMD8<Float>.self)
+                    var v = UnsafeRawPointer(vp + lo).loadUnaligned(as: SIMD8<Float>.self)
+                    m = m + w1v * (g - m)
+                    v = v * b2v + w2v * (g * g)
+                    let denom = v.squareRoot() / bcv + epsv
+                    let wv = UnsafeRawPointer(w + lo).loadUnaligned(as: SIMD8<Float>.self) + stepv * (m / denom)
+                    UnsafeMutableRawPointer(mp + lo).storeBytes(of: m, as: SIMD8<Float>.self)
+                    UnsafeMutableRawPointer(vp + lo).storeBytes(of: v, as: SIMD8<Float>.self)
+                    UnsafeMutableRawPointer(w + lo).storeBytes(of: wv, as: SIMD8<Float>.self)
+                    lo += 8
+                }
+            }
+            for i in lo..<r.upperBound {
                 var g = sign * gr[i]
                 if wd != 0 {
                     if decoupled { w[i] *= decay } else { g += wd * w[i] }
