@@ -139,20 +139,22 @@ func depthwiseFlatForward(_ yf: UnsafeMutablePointer<Float>, _ buf: UnsafePointe
                           _ tap: UnsafePointer<Int>, k: Int, bias: Float, span: Int) {
     let b = SIMD8<Float>(repeating: bias)
     var f = 0
-    while f + 16 <= span {
-        var a0 = b, a1 = b
+    // Four independent accumulators (32 outputs) per step hide the FMA latency.
+    while f + 32 <= span {
+        var a0 = b, a1 = b, a2 = b, a3 = b
         for t in 0..<k {
             let p = buf + tap[t] + f, wt = wv[t]
-            a0 = a0.addingProduct(load8(p), wt)
-            a1 = a1.addingProduct(load8(p + 8), wt)
+            a0 = a0.addingProduct(load8(p), wt); a1 = a1.addingProduct(load8(p + 8), wt)
+            a2 = a2.addingProduct(load8(p + 16), wt); a3 = a3.addingProduct(load8(p + 24), wt)
         }
-        store8(a0, yf + f); store8(a1, yf + f + 8)
-        f += 16
+        store8(a0, yf + f); store8(a1, yf + f + 8); store8(a2, yf + f + 16); store8(a3, yf + f + 24)
+        f += 32
     }
-    if f < span {
+    while f < span {
         var a0 = b
         for t in 0..<k { a0 = a0.addingProduct(load8(buf + tap[t] + f), wv[t]) }
         store8(a0, yf + f)
+        f += 8
     }
 }
 
@@ -366,6 +368,88 @@ struct ChannelTile {
     return taps
 }
 
+/// otile[r*OW + q] = bias + sum_k tile[r*SH*WP + q*SW + tap[k]] * w8[k] (8 channels per vector).
+@inline(__always)
+func blockedForwardPixels(_ otile: UnsafeMutablePointer<SIMD8<Float>>, _ tile: UnsafePointer<SIMD8<Float>>, _ w8: UnsafePointer<SIMD8<Float>>,
+                          _ tap: UnsafePointer<Int>, k: Int, bias: SIMD8<Float>, _ g: ConvGeometry, wp: Int) {
+    // Four pixels at a time: four independent FMA chains hide the FMA latency.
+    let sw = g.sw
+    for r in 0..<g.oh {
+        let row = tile + r * g.sh * wp, orow = otile + r * g.ow
+        var q = 0
+        while q + 4 <= g.ow {
+            let base = row + q * sw
+            var a0 = bias, a1 = bias, a2 = bias, a3 = bias
+            for t in 0..<k {
+                let p = base + tap[t], wt = w8[t]
+                a0 = a0.addingProduct(p[0], wt); a1 = a1.addingProduct(p[sw], wt)
+                a2 = a2.addingProduct(p[2 * sw], wt); a3 = a3.addingProduct(p[3 * sw], wt)
+            }
+            orow[q] = a0; orow[q + 1] = a1; orow[q + 2] = a2; orow[q + 3] = a3
+            q += 4
+        }
+        while q < g.ow {
+            let base = row + q * sw
+            var a0 = bias, a1 = SIMD8<Float>()
+            var t = 0
+            while t + 2 <= k { a0 = a0.addingProduct(base[tap[t]], w8[t]); a1 = a1.addingProduct(base[tap[t + 1]], w8[t + 1]); t += 2 }
+            if t < k { a0 = a0.addingProduct(base[tap[t]], w8[t]) }
+            orow[q] = a0 + a1
+            q += 1
+        }
+    }
+}
+
+/// dw[k] += sum over outputs (r, q) of gy(r, q) * tile[r*SH*WP + q*SW + tap[k]], where gy(r, q) is
+/// G[front + r*SH*WP + q*SW] (the output gradient spread onto the tile grid).
+@inline(__always)
+func blockedWeightGrad(_ dw: UnsafeMutablePointer<SIMD8<Float>>, _ gsp: UnsafePointer<SIMD8<Float>>, _ tile: UnsafePointer<SIMD8<Float>>,
+                       _ tap: UnsafePointer<Int>, k: Int, _ g: ConvGeometry, wp: Int) {
+    let sw = g.sw
+    for t in 0..<k {
+        var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
+        for r in 0..<g.oh {
+            let grow = gsp + r * g.sh * wp, xrow = tile + r * g.sh * wp + tap[t]
+            var q = 0
+            while q + 4 <= g.ow {
+                let o = q * sw
+                a0 = a0.addingProduct(grow[o], xrow[o]); a1 = a1.addingProduct(grow[o + sw], xrow[o + sw])
+                a2 = a2.addingProduct(grow[o + 2 * sw], xrow[o + 2 * sw]); a3 = a3.addingProduct(grow[o + 3 * sw], xrow[o + 3 * sw])
+                q += 4
+            }
+            while q < g.ow { a0 = a0.addingProduct(grow[q * sw], xrow[q * sw]); q += 1 }
+        }
+        dw[t] += (a0 + a1) + (a2 + a3)
+    }
+}
+
+/// dxl[r*W + q] = sum_k w8[k] * G[front + P - tap[k]] for the interior tile pixel P of input (r, q):
+/// the input gradient as a correlation over the spread output gradient (no scattered updates).
+@inline(__always)
+func blockedInputGrad(_ dxl: UnsafeMutablePointer<SIMD8<Float>>, _ gsp: UnsafePointer<SIMD8<Float>>, _ w8: UnsafePointer<SIMD8<Float>>,
+                      _ tap: UnsafePointer<Int>, k: Int, _ g: ConvGeometry, wp: Int) {
+    for r in 0..<g.h {
+        let grow = gsp + (r + g.pt) * wp + g.pl, drow = dxl + r * g.w
+        var q = 0
+        while q + 4 <= g.w {
+            var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
+            for t in 0..<k {
+                let p = grow + q - tap[t], wt = w8[t]
+                a0 = a0.addingProduct(p[0], wt); a1 = a1.addingProduct(p[1], wt)
+                a2 = a2.addingProduct(p[2], wt); a3 = a3.addingProduct(p[3], wt)
+            }
+            drow[q] = a0; drow[q + 1] = a1; drow[q + 2] = a2; drow[q + 3] = a3
+            q += 4
+        }
+        while q < g.w {
+            var a0 = SIMD8<Float>()
+            for t in 0..<k { a0 = a0.addingProduct(grow[q - tap[t]], w8[t]) }
+            drow[q] = a0
+            q += 1
+        }
+    }
+}
+
 func depthwiseBlockedForward(out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                              bias: UnsafePointer<Float>?, _ g: ConvGeometry) {
     let tileGeo = ChannelTile(g), k = g.kh * g.kw, blocks = (g.c + 7) / 8
@@ -394,13 +478,10 @@ func depthwiseBlockedForward(out: UnsafeMutablePointer<Float>, input: UnsafePoin
                 if let bias { for c in 0..<cnt { b8[c] = bias[c0 + c] } }
                 gatherChannels(tile, map: inMap, input + (n * g.c + c0) * g.hw, stride: g.hw, cnt: cnt, count: g.hw, scratch: scratch)
                 let y = out + (n * g.c + c0) * g.ohw
-                for r in 0..<g.oh {
-                    for q in 0..<g.ow {
-                        let base = tile + r * g.sh * tileGeo.wp + q * g.sw
-                        var acc = b8
-                        for t in 0..<k { acc = acc.addingProduct(base[tap[t]], w8[t]) }
-                        otile[r * g.ow + q] = acc
-                    }
+                switch k {
+                case 9: blockedForwardPixels(otile, tile, w8, tap, k: 9, bias: b8, g, wp: tileGeo.wp)
+                case 25: blockedForwardPixels(otile, tile, w8, tap, k: 25, bias: b8, g, wp: tileGeo.wp)
+                default: blockedForwardPixels(otile, tile, w8, tap, k: k, bias: b8, g, wp: tileGeo.wp)
                 }
                 scatterChannels(y, stride: g.ohw, cnt: cnt, count: g.ohw, otile, map: nil, scratch: scratch)
             }
@@ -413,52 +494,54 @@ func depthwiseBlockedBackward(dinput: UnsafeMutablePointer<Float>?, dweight: Uns
                               dout: UnsafePointer<Float>, input: UnsafePointer<Float>, weight: UnsafePointer<Float>, _ g: ConvGeometry) {
     let tileGeo = ChannelTile(g), k = g.kh * g.kw, blocks = (g.c + 7) / 8
     let taps = tileTaps(g, wp: tileGeo.wp), interior = tileGeo.interiorMap(g)
+    let front = taps.max() ?? 0
+    // Where output (r, q) sits in the spread gradient G: front + r*SH*WP + q*SW.
+    var outputs: [Int] = []
+    for r in 0..<g.oh { for q in 0..<g.ow { outputs.append(front + r * g.sh * tileGeo.wp + q * g.sw) } }
     taps.withUnsafeBufferPointer { tb in
     interior.withUnsafeBufferPointer { ib in
-        let tap = tb.baseAddress!, inMap = ib.baseAddress!
+    outputs.withUnsafeBufferPointer { ob in
+        let tap = tb.baseAddress!, inMap = ib.baseAddress!, outMap = ob.baseAddress!
         // One task per channel block (looping over images): it owns its dw rows and dx planes.
         parallelFor(blocks, grain: 1) { range in
             let tile = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: tileGeo.pixels)
-            let dtile = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: tileGeo.pixels)
-            let gy = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: g.ohw)
+            let gsp = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: front + tileGeo.pixels)
+            let dxl = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: g.hw)
             let w8 = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: k + 8)
             let dw8 = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: k)
-            defer { tile.deallocate(); dtile.deallocate(); gy.deallocate(); w8.deallocate(); dw8.deallocate() }
+            defer { tile.deallocate(); gsp.deallocate(); dxl.deallocate(); w8.deallocate(); dw8.deallocate() }
             let wl = lanes(w8), dwl = lanes(dw8), scratch = w8 + k
+            // Padding of the tile and the off-grid cells of G are never written: they stay zero.
             tile.update(repeating: SIMD8(), count: tileGeo.pixels)
+            gsp.update(repeating: SIMD8(), count: front + tileGeo.pixels)
             for cb in range {
                 let c0 = cb * 8, cnt = Swift.min(8, g.c - c0)
                 w8.update(repeating: SIMD8(), count: k)
                 for c in 0..<cnt { for t in 0..<k { wl[t * 8 + c] = weight[(c0 + c) * k + t] } }
                 dw8.update(repeating: SIMD8(), count: k)
                 for n in 0..<g.n {
-                    // dy of the 8 channels, channels last.
-                    gatherChannels(gy, map: nil, dout + (n * g.c + c0) * g.ohw, stride: g.ohw, cnt: cnt, count: g.ohw, scratch: scratch)
+                    gatherChannels(gsp, map: outMap, dout + (n * g.c + c0) * g.ohw, stride: g.ohw, cnt: cnt, count: g.ohw, scratch: scratch)
                     if dweight != nil {
                         gatherChannels(tile, map: inMap, input + (n * g.c + c0) * g.hw, stride: g.hw, cnt: cnt, count: g.hw, scratch: scratch)
-                    }
-                    if dinput != nil { dtile.update(repeating: SIMD8(), count: tileGeo.pixels) }
-                    for r in 0..<g.oh {
-                        for q in 0..<g.ow {
-                            let off = r * g.sh * tileGeo.wp + q * g.sw
-                            let gv = gy[r * g.ow + q]
-                            if dweight != nil {
-                                let base = tile + off
-                                for t in 0..<k { dw8[t] = dw8[t].addingProduct(gv, base[tap[t]]) }
-                            }
-                            if dinput != nil {
-                                let base = dtile + off
-                                for t in 0..<k { base[tap[t]] = base[tap[t]].addingProduct(gv, w8[t]) }
-                            }
+                        switch k {
+                        case 9: blockedWeightGrad(dw8, gsp + front, tile, tap, k: 9, g, wp: tileGeo.wp)
+                        case 25: blockedWeightGrad(dw8, gsp + front, tile, tap, k: 25, g, wp: tileGeo.wp)
+                        default: blockedWeightGrad(dw8, gsp + front, tile, tap, k: k, g, wp: tileGeo.wp)
                         }
                     }
                     if let dinput {
-                        scatterChannels(dinput + (n * g.c + c0) * g.hw, stride: g.hw, cnt: cnt, count: g.hw, dtile, map: inMap, scratch: scratch)
+                        switch k {
+                        case 9: blockedInputGrad(dxl, gsp + front, w8, tap, k: 9, g, wp: tileGeo.wp)
+                        case 25: blockedInputGrad(dxl, gsp + front, w8, tap, k: 25, g, wp: tileGeo.wp)
+                        default: blockedInputGrad(dxl, gsp + front, w8, tap, k: k, g, wp: tileGeo.wp)
+                        }
+                        scatterChannels(dinput + (n * g.c + c0) * g.hw, stride: g.hw, cnt: cnt, count: g.hw, dxl, map: nil, scratch: scratch)
                     }
                 }
                 if let dweight { for c in 0..<cnt { for t in 0..<k { dweight[(c0 + c) * k + t] = dwl[t * 8 + c] } } }
             }
         }
+    }
     }
     }
 }
