@@ -38,10 +38,11 @@
 }
 
 /// e^x for 8 lanes (Cephes expf: x = n ln2 + r, |r| <= ln2/2, degree-6 polynomial, 2^n built in
-/// the exponent bits); relative error about 2 ulp. Inputs are clamped to [-87.3, 88.3], where
-/// e^x stays a normal float; NaN stays NaN.
+/// the exponent bits as 2^(n/2) * 2^(n - n/2) so results down in the denormal range stay exact to
+/// the last denormal bit); relative error about 1 ulp. Overflows to +inf above 88.72, underflows to
+/// 0 below -103.9; NaN stays NaN.
 @inline(__always) func exp8(_ v: SIMD8<Float>) -> SIMD8<Float> {
-    let x = v.replacing(with: -87.3, where: v .< -87.3).replacing(with: 88.3, where: v .> 88.3)
+    let x = v.replacing(with: -104, where: v .< -104).replacing(with: 89, where: v .> 89)
     // Round x / ln2 to the nearest integer with the 1.5 * 2^23 trick: its low bits hold n.
     let magic = SIMD8<Float>(repeating: 12_582_912)
     let t = magic.addingProduct(x, SIMD8(repeating: 1.442_695_04))
@@ -55,13 +56,19 @@
     p = p * r + 1.666_666_545_9e-1
     p = p * r + 5.000_000_120_1e-1
     p = (p * r * r + r) + 1
-    let bits = unsafeBitCast(t, to: SIMD8<Int32>.self) &- 0x4B40_0000 &+ 127
-    let scale = unsafeBitCast(bits &<< 23, to: SIMD8<Float>.self)
-    return (p * scale).replacing(with: v, where: v .!= v)
+    let ni = unsafeBitCast(t, to: SIMD8<Int32>.self) &- 0x4B40_0000
+    let n1 = ni &>> 1, n2 = ni &- n1
+    let s1 = unsafeBitCast((n1 &+ 127) &<< 23, to: SIMD8<Float>.self)
+    let s2 = unsafeBitCast((n2 &+ 127) &<< 23, to: SIMD8<Float>.self)
+    return ((p * s1) * s2).replacing(with: v, where: v .!= v)
 }
 
-/// 1 / (1 + e^-x) for 8 lanes.
-@inline(__always) func sigmoid8(_ x: SIMD8<Float>) -> SIMD8<Float> { 1 / (1 + exp8(-x)) }
+/// 1 / (1 + e^-x) for 8 lanes, as e^x / (1 + e^x) for negative x (no overflow, tiny values exact).
+@inline(__always) func sigmoid8(_ x: SIMD8<Float>) -> SIMD8<Float> {
+    let negative = x .< 0
+    let e = exp8(SIMD8<Float>(repeating: 0).replacing(with: x, where: negative).replacing(with: -x, where: .!negative))
+    return (1 / (1 + e)).replacing(with: e / (1 + e), where: negative)
+}
 
 func relu6Forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, count: Int) {
     // NaN passes through like PyTorch's hardtanh (comparisons with NaN are false).
