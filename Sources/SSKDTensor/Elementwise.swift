@@ -114,7 +114,7 @@ extension Tensor {
     public func sigmoid() -> Tensor {
         // 8 lanes at a time through the vector exp of Kernels/Activations.swift.
         let out = Tensor(shape, zeroed: false)
-        mapForward(out.data, data, count: count) { sigmoid8($0) }
+        sigmoidForward(out.data, data, count: count)
         return record(out, "sigmoid", [self]) { [out = out.detach()] g in [zipMap(g, out) { gg, s in gg * s * (1 - s) }] }
     }
 
