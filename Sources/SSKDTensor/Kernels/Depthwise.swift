@@ -368,35 +368,31 @@ struct ChannelTile {
     return taps
 }
 
-/// otile[r*OW + q] = bias + sum_k tile[r*SH*WP + q*SW + tap[k]] * w8[k] (8 channels per vector).
+/// otile[o] = bias + sum_k tile[pix[o] + tap[k]] * w8[k] (8 channels per vector), where pix[o] is
+/// the tile offset of output o's window. Four outputs at a time: four independent FMA chains.
 @inline(__always)
 func blockedForwardPixels(_ otile: UnsafeMutablePointer<SIMD8<Float>>, _ tile: UnsafePointer<SIMD8<Float>>, _ w8: UnsafePointer<SIMD8<Float>>,
-                          _ tap: UnsafePointer<Int>, k: Int, bias: SIMD8<Float>, _ g: ConvGeometry, wp: Int) {
-    // Four pixels at a time: four independent FMA chains hide the FMA latency.
-    let sw = g.sw
-    for r in 0..<g.oh {
-        let row = tile + r * g.sh * wp, orow = otile + r * g.ow
-        var q = 0
-        while q + 4 <= g.ow {
-            let base = row + q * sw
-            var a0 = bias, a1 = bias, a2 = bias, a3 = bias
-            for t in 0..<k {
-                let p = base + tap[t], wt = w8[t]
-                a0 = a0.addingProduct(p[0], wt); a1 = a1.addingProduct(p[sw], wt)
-                a2 = a2.addingProduct(p[2 * sw], wt); a3 = a3.addingProduct(p[3 * sw], wt)
-            }
-            orow[q] = a0; orow[q + 1] = a1; orow[q + 2] = a2; orow[q + 3] = a3
-            q += 4
+                          _ tap: UnsafePointer<Int>, _ pix: UnsafePointer<Int>, k: Int, bias: SIMD8<Float>, count: Int) {
+    var o = 0
+    while o + 4 <= count {
+        let b0 = tile + pix[o], b1 = tile + pix[o + 1], b2 = tile + pix[o + 2], b3 = tile + pix[o + 3]
+        var a0 = bias, a1 = bias, a2 = bias, a3 = bias
+        for t in 0..<k {
+            let d = tap[t], wt = w8[t]
+            a0 = a0.addingProduct(b0[d], wt); a1 = a1.addingProduct(b1[d], wt)
+            a2 = a2.addingProduct(b2[d], wt); a3 = a3.addingProduct(b3[d], wt)
         }
-        while q < g.ow {
-            let base = row + q * sw
-            var a0 = bias, a1 = SIMD8<Float>()
-            var t = 0
-            while t + 2 <= k { a0 = a0.addingProduct(base[tap[t]], w8[t]); a1 = a1.addingProduct(base[tap[t + 1]], w8[t + 1]); t += 2 }
-            if t < k { a0 = a0.addingProduct(base[tap[t]], w8[t]) }
-            orow[q] = a0 + a1
-            q += 1
-        }
+        otile[o] = a0; otile[o + 1] = a1; otile[o + 2] = a2; otile[o + 3] = a3
+        o += 4
+    }
+    while o < count {
+        let b0 = tile + pix[o]
+        var a0 = bias, a1 = SIMD8<Float>()
+        var t = 0
+        while t + 2 <= k { a0 = a0.addingProduct(b0[tap[t]], w8[t]); a1 = a1.addingProduct(b0[tap[t + 1]], w8[t + 1]); t += 2 }
+        if t < k { a0 = a0.addingProduct(b0[tap[t]], w8[t]) }
+        otile[o] = a0 + a1
+        o += 1
     }
 }
 
@@ -423,30 +419,30 @@ func blockedWeightGrad(_ dw: UnsafeMutablePointer<SIMD8<Float>>, _ gsp: UnsafePo
     }
 }
 
-/// dxl[r*W + q] = sum_k w8[k] * G[front + P - tap[k]] for the interior tile pixel P of input (r, q):
+/// dxl[i] = sum_k w8[k] * G[P_i - tap[k]] for input pixel i at interior tile pixel P_i = inMap[i]:
 /// the input gradient as a correlation over the spread output gradient (no scattered updates).
+/// `gsp` points at G's origin (after its front padding). Four pixels at a time.
 @inline(__always)
 func blockedInputGrad(_ dxl: UnsafeMutablePointer<SIMD8<Float>>, _ gsp: UnsafePointer<SIMD8<Float>>, _ w8: UnsafePointer<SIMD8<Float>>,
-                      _ tap: UnsafePointer<Int>, k: Int, _ g: ConvGeometry, wp: Int) {
-    for r in 0..<g.h {
-        let grow = gsp + (r + g.pt) * wp + g.pl, drow = dxl + r * g.w
-        var q = 0
-        while q + 4 <= g.w {
-            var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
-            for t in 0..<k {
-                let p = grow + q - tap[t], wt = w8[t]
-                a0 = a0.addingProduct(p[0], wt); a1 = a1.addingProduct(p[1], wt)
-                a2 = a2.addingProduct(p[2], wt); a3 = a3.addingProduct(p[3], wt)
-            }
-            drow[q] = a0; drow[q + 1] = a1; drow[q + 2] = a2; drow[q + 3] = a3
-            q += 4
+                      _ tap: UnsafePointer<Int>, _ inMap: UnsafePointer<Int>, k: Int, count: Int) {
+    var i = 0
+    while i + 4 <= count {
+        let b0 = gsp + inMap[i], b1 = gsp + inMap[i + 1], b2 = gsp + inMap[i + 2], b3 = gsp + inMap[i + 3]
+        var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
+        for t in 0..<k {
+            let d = -tap[t], wt = w8[t]
+            a0 = a0.addingProduct(b0[d], wt); a1 = a1.addingProduct(b1[d], wt)
+            a2 = a2.addingProduct(b2[d], wt); a3 = a3.addingProduct(b3[d], wt)
         }
-        while q < g.w {
-            var a0 = SIMD8<Float>()
-            for t in 0..<k { a0 = a0.addingProduct(grow[q - tap[t]], w8[t]) }
-            drow[q] = a0
-            q += 1
-        }
+        dxl[i] = a0; dxl[i + 1] = a1; dxl[i + 2] = a2; dxl[i + 3] = a3
+        i += 4
+    }
+    while i < count {
+        let b0 = gsp + inMap[i]
+        var a0 = SIMD8<Float>()
+        for t in 0..<k { a0 = a0.addingProduct(b0[-tap[t]], w8[t]) }
+        dxl[i] = a0
+        i += 1
     }
 }
 
@@ -454,9 +450,12 @@ func depthwiseBlockedForward(out: UnsafeMutablePointer<Float>, input: UnsafePoin
                              bias: UnsafePointer<Float>?, _ g: ConvGeometry) {
     let tileGeo = ChannelTile(g), k = g.kh * g.kw, blocks = (g.c + 7) / 8
     let taps = tileTaps(g, wp: tileGeo.wp), interior = tileGeo.interiorMap(g)
+    var windows: [Int] = []
+    for r in 0..<g.oh { for q in 0..<g.ow { windows.append(r * g.sh * tileGeo.wp + q * g.sw) } }
     taps.withUnsafeBufferPointer { tb in
     interior.withUnsafeBufferPointer { ib in
-        let tap = tb.baseAddress!, inMap = ib.baseAddress!
+    windows.withUnsafeBufferPointer { wb in
+        let tap = tb.baseAddress!, inMap = ib.baseAddress!, pix = wb.baseAddress!
         parallelFor(g.n * blocks, grain: grainFor(work: 8 * g.ohw * k)) { range in
             let tile = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: tileGeo.pixels)
             let otile = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: g.ohw)
@@ -479,13 +478,14 @@ func depthwiseBlockedForward(out: UnsafeMutablePointer<Float>, input: UnsafePoin
                 gatherChannels(tile, map: inMap, input + (n * g.c + c0) * g.hw, stride: g.hw, cnt: cnt, count: g.hw, scratch: scratch)
                 let y = out + (n * g.c + c0) * g.ohw
                 switch k {
-                case 9: blockedForwardPixels(otile, tile, w8, tap, k: 9, bias: b8, g, wp: tileGeo.wp)
-                case 25: blockedForwardPixels(otile, tile, w8, tap, k: 25, bias: b8, g, wp: tileGeo.wp)
-                default: blockedForwardPixels(otile, tile, w8, tap, k: k, bias: b8, g, wp: tileGeo.wp)
+                case 9: blockedForwardPixels(otile, tile, w8, tap, pix, k: 9, bias: b8, count: g.ohw)
+                case 25: blockedForwardPixels(otile, tile, w8, tap, pix, k: 25, bias: b8, count: g.ohw)
+                default: blockedForwardPixels(otile, tile, w8, tap, pix, k: k, bias: b8, count: g.ohw)
                 }
                 scatterChannels(y, stride: g.ohw, cnt: cnt, count: g.ohw, otile, map: nil, scratch: scratch)
             }
         }
+    }
     }
     }
 }
@@ -498,50 +498,63 @@ func depthwiseBlockedBackward(dinput: UnsafeMutablePointer<Float>?, dweight: Uns
     // Where output (r, q) sits in the spread gradient G: front + r*SH*WP + q*SW.
     var outputs: [Int] = []
     for r in 0..<g.oh { for q in 0..<g.ow { outputs.append(front + r * g.sh * tileGeo.wp + q * g.sw) } }
+    // Weight-gradient partial sums per image ([N][blocks][K] vectors), reduced over images in order
+    // afterwards: tasks can then run image-major (sequential memory) and the sums do not depend on
+    // the thread count.
+    let partial: UnsafeMutablePointer<SIMD8<Float>>? = dweight == nil ? nil : .allocate(capacity: g.n * blocks * k)
+    defer { partial?.deallocate() }
     taps.withUnsafeBufferPointer { tb in
     interior.withUnsafeBufferPointer { ib in
     outputs.withUnsafeBufferPointer { ob in
         let tap = tb.baseAddress!, inMap = ib.baseAddress!, outMap = ob.baseAddress!
-        // One task per channel block (looping over images): it owns its dw rows and dx planes.
-        parallelFor(blocks, grain: 1) { range in
+        parallelFor(g.n * blocks, grain: grainFor(work: 16 * g.ohw * k)) { range in
             let tile = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: tileGeo.pixels)
             let gsp = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: front + tileGeo.pixels)
             let dxl = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: g.hw)
             let w8 = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: k + 8)
-            let dw8 = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: k)
-            defer { tile.deallocate(); gsp.deallocate(); dxl.deallocate(); w8.deallocate(); dw8.deallocate() }
-            let wl = lanes(w8), dwl = lanes(dw8), scratch = w8 + k
+            defer { tile.deallocate(); gsp.deallocate(); dxl.deallocate(); w8.deallocate() }
+            let wl = lanes(w8), scratch = w8 + k
             // Padding of the tile and the off-grid cells of G are never written: they stay zero.
             tile.update(repeating: SIMD8(), count: tileGeo.pixels)
             gsp.update(repeating: SIMD8(), count: front + tileGeo.pixels)
-            for cb in range {
+            for task in range {
+                let n = task / blocks, cb = task % blocks
                 let c0 = cb * 8, cnt = Swift.min(8, g.c - c0)
-                w8.update(repeating: SIMD8(), count: k)
-                for c in 0..<cnt { for t in 0..<k { wl[t * 8 + c] = weight[(c0 + c) * k + t] } }
-                dw8.update(repeating: SIMD8(), count: k)
-                for n in 0..<g.n {
-                    gatherChannels(gsp, map: outMap, dout + (n * g.c + c0) * g.ohw, stride: g.ohw, cnt: cnt, count: g.ohw, scratch: scratch)
-                    if dweight != nil {
-                        gatherChannels(tile, map: inMap, input + (n * g.c + c0) * g.hw, stride: g.hw, cnt: cnt, count: g.hw, scratch: scratch)
-                        switch k {
-                        case 9: blockedWeightGrad(dw8, gsp + front, tile, tap, k: 9, g, wp: tileGeo.wp)
-                        case 25: blockedWeightGrad(dw8, gsp + front, tile, tap, k: 25, g, wp: tileGeo.wp)
-                        default: blockedWeightGrad(dw8, gsp + front, tile, tap, k: k, g, wp: tileGeo.wp)
-                        }
-                    }
-                    if let dinput {
-                        switch k {
-                        case 9: blockedInputGrad(dxl, gsp + front, w8, tap, k: 9, g, wp: tileGeo.wp)
-                        case 25: blockedInputGrad(dxl, gsp + front, w8, tap, k: 25, g, wp: tileGeo.wp)
-                        default: blockedInputGrad(dxl, gsp + front, w8, tap, k: k, g, wp: tileGeo.wp)
-                        }
-                        scatterChannels(dinput + (n * g.c + c0) * g.hw, stride: g.hw, cnt: cnt, count: g.hw, dxl, map: nil, scratch: scratch)
+                gatherChannels(gsp, map: outMap, dout + (n * g.c + c0) * g.ohw, stride: g.ohw, cnt: cnt, count: g.ohw, scratch: scratch)
+                if let partial {
+                    let dw8 = partial + task * k
+                    dw8.update(repeating: SIMD8(), count: k)
+                    gatherChannels(tile, map: inMap, input + (n * g.c + c0) * g.hw, stride: g.hw, cnt: cnt, count: g.hw, scratch: scratch)
+                    switch k {
+                    case 9: blockedWeightGrad(dw8, gsp + front, tile, tap, k: 9, g, wp: tileGeo.wp)
+                    case 25: blockedWeightGrad(dw8, gsp + front, tile, tap, k: 25, g, wp: tileGeo.wp)
+                    default: blockedWeightGrad(dw8, gsp + front, tile, tap, k: k, g, wp: tileGeo.wp)
                     }
                 }
-                if let dweight { for c in 0..<cnt { for t in 0..<k { dweight[(c0 + c) * k + t] = dwl[t * 8 + c] } } }
+                if let dinput {
+                    w8.update(repeating: SIMD8(), count: k)
+                    for c in 0..<cnt { for t in 0..<k { wl[t * 8 + c] = weight[(c0 + c) * k + t] } }
+                    switch k {
+                    case 9: blockedInputGrad(dxl, gsp + front, w8, tap, inMap, k: 9, count: g.hw)
+                    case 25: blockedInputGrad(dxl, gsp + front, w8, tap, inMap, k: 25, count: g.hw)
+                    default: blockedInputGrad(dxl, gsp + front, w8, tap, inMap, k: k, count: g.hw)
+                    }
+                    scatterChannels(dinput + (n * g.c + c0) * g.hw, stride: g.hw, cnt: cnt, count: g.hw, dxl, map: nil, scratch: scratch)
+                }
             }
         }
     }
     }
+    }
+    if let dweight, let partial {
+        let stride = blocks * k
+        parallelFor(blocks * k, grain: grainFor(work: 8 * g.n)) { range in
+            for e in range {
+                var acc = SIMD8<Float>()
+                for n in 0..<g.n { acc += partial[n * stride + e] }
+                let cb = e / k, t = e % k
+                for c in 0..<Swift.min(8, g.c - cb * 8) { dweight[(cb * 8 + c) * k + t] = acc[c] }
+            }
+        }
     }
 }
