@@ -14,8 +14,8 @@
 // i.e. at flat offset tap[k] + r*PW + q. So on the "flat" output index f = r*PW + q (rows of PW
 // columns, of which the first OW are real) a whole plane is ONE contiguous SIMD loop:
 //   yflat[f] = b + sum_k w[k] * buf[tap[k] + f]          (f < OH*PW, then the OW columns are kept)
-// at any stride and dilation, and small maps (6x6, 3x3 at 96 px input) fill whole SIMD8 vectors
-// instead of falling into scalar tails.
+// at any stride and dilation, with no scalar tails. Used for the large maps (48x48, 24x24 at
+// 96 px input) and channel multipliers M > 1.
 //
 // Backward (one task per input channel, looping over images: weight sums need no atomics):
 //   dyflat[f] = dy[r, q] for q < OW, else 0 (so the spare columns contribute nothing)
@@ -281,15 +281,17 @@ func depthwiseConv2dBackward(dinput: UnsafeMutablePointer<Float>?, dweight: Unsa
 
 // MARK: - Small maps: eight channels per SIMD vector
 //
-// On the last stages' maps (6x6, 3x3 at 96 px input) a plane has fewer outputs than the taps'
-// bookkeeping costs, so there the kernels vectorise across channels instead:
+// On the later stages' maps (12x12, 6x6, 3x3 at 96 px input) a plane has too few outputs for the
+// per-plane bookkeeping above, so there the kernels vectorise across channels instead:
 //   tile  [HP*WP][8]  one zero-padded image of 8 channels, channels last
 //   w8    [K][8]      the 8 channels' weights of each tap
 //   y[c][r, q] = b[c] + sum_k tile[(r*SH + i*DH) * WP + q*SW + j*DW][c] * w8[k][c]
 // Backward keeps dw in 8-lane accumulators and adds w8[k] * dy into a padded gradient tile.
-// Used for M == 1 (plain depthwise) when OH*OW <= `channelBlockedMaxOutputs`.
+// Used for M == 1 (plain depthwise) when OH*OW <= `channelBlockedMaxOutputs` (chosen by
+// `sskd bench ops`: 12x12 stride-1 maps are faster here, 24x24 maps in the phase-split kernels).
+// Planes move between layouts with 8x8 register transposes.
 
-let channelBlockedMaxOutputs = 64
+let channelBlockedMaxOutputs = 144
 
 /// Padded tile geometry of the channel-blocked kernels.
 struct ChannelTile {
