@@ -9,7 +9,7 @@
 extension Tensor {
     /// `max(x, 0)` in place.
     @discardableResult public func relu_() throws -> Tensor {
-        try inPlace("relu_") { y, x, n in mapForward(y, x, count: n) { v in v.replacing(with: 0, where: v .< 0) } }
+        try inPlace("relu_") { y, x, n in mapForward(ReluLanes.self, y, x, count: n) }
     }
     /// `min(max(x, 0), 6)` in place.
     @discardableResult public func relu6_() throws -> Tensor { try inPlace("relu6_", relu6Forward) }
@@ -28,4 +28,9 @@ extension Tensor {
         f(data, data, count)
         return self
     }
+}
+
+/// relu on 8 lanes (NaN stays NaN, like PyTorch's relu_).
+private enum ReluLanes: LaneMap {
+    @inline(__always) static func apply(_ v: SIMD8<Float>) -> SIMD8<Float> { v.replacing(with: 0, where: v .< 0) }
 }
