@@ -47,8 +47,8 @@ let package = Package(
 
         // Tests mirror Sources.
         .testTarget(name: "SSKDTensorTests", dependencies: ["SSKDTensor"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "SSKDNNTests", dependencies: ["SSKDNN", "SSKDTensor"]),
-        .testTarget(name: "SSKDOptimTests", dependencies: ["SSKDOptim", "SSKDNN", "SSKDTensor"]),
+        .testTarget(name: "SSKDNNTests", dependencies: ["SSKDNN", "SSKDTensor"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "SSKDOptimTests", dependencies: ["SSKDOptim", "SSKDNN", "SSKDTensor"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SSKDDataTests", dependencies: ["SSKDData", "SSKDTensor", "CImageCodecs"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SSKDTrainTests", dependencies: ["SSKDTrain"]),
         .testTarget(name: "SSKDLuaTests", dependencies: ["SSKDLua"]),
