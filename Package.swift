@@ -49,7 +49,7 @@ let package = Package(
         .testTarget(name: "SSKDOptimTests", dependencies: ["SSKDOptim", "SSKDNN", "SSKDTensor"]),
         .testTarget(name: "SSKDDataTests", dependencies: ["SSKDData", "SSKDTensor"]),
         .testTarget(name: "SSKDTrainTests", dependencies: ["SSKDTrain"]),
-        .testTarget(name: "SSKDLuaTests", dependencies: ["SSKDLua"]),
+        .testTarget(name: "SSKDLuaTests", dependencies: ["SSKDLua", "SSKDTensor"], resources: [.copy("lua")]),
     ],
     swiftLanguageModes: [.v5]
 )
