@@ -69,8 +69,13 @@ extension LuaHost {
         // Sources/SSKDLua/Plugins.swift -> repository root
         let src = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../plugins").standardizedFileURL.path
         candidates.append(src)
-        var isDir: ObjCBool = false
-        return candidates.first { fm.fileExists(atPath: $0, isDirectory: &isDir) && isDir.boolValue }
+        // A plugin folder has at least one kind folder (.build/plugins is SwiftPM's, not ours).
+        return candidates.first { dir in
+            PluginKind.allCases.contains { kind in
+                var isDir: ObjCBool = false
+                return fm.fileExists(atPath: dir + "/" + kind.rawValue, isDirectory: &isDir) && isDir.boolValue
+            }
+        }
     }
 
     /// Loads every plugin of every folder in order and returns the problems (a file that fails to
