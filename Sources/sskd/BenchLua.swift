@@ -1,0 +1,44 @@
+import ArgumentParser
+import Dispatch
+import Foundation
+import SSKDLua
+
+/// `sskd bench lua`: the cost of calling Swift from Lua (ns per call).
+struct BenchLua: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "lua", abstract: "Lua -> Swift call overhead: a trivial method and a small tensor op.")
+
+    @Option(help: "Calls per measurement.")
+    var iterations: Int = 1_000_000
+
+    func run() throws {
+        let host = try LuaHost()
+        try host.execute("x = torch.zeros(2, 2); a = torch.ones(4); b = torch.ones(4); n = \(iterations)")
+        func time(_ label: String, _ body: String, scale: Int = 1) throws -> Double {
+            let code = "local x, a, b, n = x, a, b, n // \(scale)\nfor i = 1, n do \(body) end"
+            try host.execute(code)  // warm-up
+            var best = Double.infinity
+            for _ in 0..<3 {
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                try host.execute(code)
+                let dt = Double(DispatchTime.now().uptimeNanoseconds - t0)
+                best = min(best, dt / Double(iterations / scale))
+            }
+            return best
+        }
+        let empty = try time("empty loop", "")
+        let luaFn = try time("Lua function", "local _ = math.abs(i)")
+        let dim = try time("x:dim()", "local _ = x:dim()")
+        let field = try time("x.ndim", "local _ = x.ndim")
+        let add = try time("a + b (4 floats)", "local _ = a + b", scale: 10)
+        let method = try time("a:add(b) (4 floats)", "local _ = a:add(b)", scale: 10)
+        let sum = try time("a:sum() (4 floats)", "local _ = a:sum()", scale: 10)
+        func row(_ name: String, _ ns: Double) { print(String(format: "%-34@ %8.1f ns/call", name as NSString, ns - empty)) }
+        print("Lua -> Swift call overhead (best of 3, loop overhead \(String(format: "%.1f", empty)) ns subtracted)")
+        row("math.abs(i) (C builtin, reference)", luaFn)
+        row("x:dim() (trivial method)", dim)
+        row("x.ndim (field via __index)", field)
+        row("a + b (4-element tensors)", add)
+        row("a:add(b) (4-element tensors)", method)
+        row("a:sum() (4-element tensor)", sum)
+    }
+}
