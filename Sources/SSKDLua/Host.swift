@@ -52,6 +52,8 @@ enum Bindings {
         TorchBindings.register()
         FunctionalBindings.register()
         HostBindings.register()
+        DataBindings.register()
+        TrainBindings.register()
     }()
 }
 

@@ -1,0 +1,248 @@
+// `fit{...}` and `distill{...}`: the Swift training loop driven from a recipe. The loop runs in
+// Swift; the recipe's Lua functions (alpha schedule, loss, stopping rule, hooks) are called back
+// through protected calls while the options table stays at stack index 1 of this call.
+import CLua
+import CLuaShim
+import Foundation
+import SSKDData
+import SSKDNN
+import SSKDOptim
+import SSKDTensor
+import SSKDTrain
+
+enum TrainBindings {
+    static func register() {
+        let g = LuaLibraries.named("", doc: "Globals")
+        g.function("fit", "fit{model=, train=, eval=, epochs=, ...} -> result",
+                   "supervised training with evaluation every epoch (see docs/lua-api.md, \"Training\")") { c in
+            try run(c, distill: false)
+        }
+        g.function("distill", "distill{teacher=, student=, train=, eval=, epochs=, alpha=, loss=, temperature=3, ...} -> result",
+                   "SS-KD: the student learns from labels and the teacher's soft targets (see docs/lua-api.md, \"Training\")") { c in
+            try run(c, distill: true)
+        }
+        g.function("evaluate", "evaluate(model, dataset [, {transform=, batch=256}]) -> {accuracy=, loss=, per_class=, confusion=}",
+                   "accuracy, loss, per-class accuracy and confusion matrix on a labelled dataset") { c in
+            let model = try c.object(1, Module.self, expected: "Module")
+            let ds = try c.dataset(2)
+            let o = try c.options(3)
+            let tf = try o.transform("transform")
+            let batch = try o.int("batch", default: 256)
+            try o.finish()
+            pushEvaluation(c, try evaluate(model, on: ds, transform: tf, batchSize: batch))
+            return 1
+        }
+    }
+
+    /// Calls the Lua value stored under `key` in the options table (index 1) with arguments
+    /// pushed by `push`, in protected mode; `read` reads the results (at -nresults...-1).
+    static func callOption<R>(_ c: LuaCall, _ key: String, method: String? = nil, nargs: Int32, nresults: Int32,
+                              push: () throws -> Void, read: () throws -> R) throws -> R {
+        let L = c.L
+        let base = lua_gettop(L)
+        defer { lua_settop(L, base) }
+        try c.reserve(nargs + 8)
+        c.rawField(1, key)
+        var n = nargs
+        if let method {
+            // obj:method(...): push obj.method, then obj as the first argument.
+            let obj = lua_gettop(L)
+            guard lua_type(L, obj) == LUA_TTABLE else { throw LuaError("option '\(key)' is not an object with a '\(method)' method") }
+            c.rawField(obj, method)
+            guard lua_type(L, -1) == LUA_TFUNCTION else { throw LuaError("option '\(key)' has no '\(method)' method") }
+            lua_rotate(L, obj, 1)  // method below obj
+            n += 1
+        }
+        try push()
+        guard sskd_pcall(L, n, nresults, 1) == LUA_OK else {
+            throw LuaError(c.stringValue(-1) ?? "(error object is a \(c.typeName(-1)))")
+        }
+        return try read()
+    }
+
+    /// The Lua history: records with the row's fields plus `accuracy` and `loss` naming the
+    /// selection metrics (eval split when there is one, else training).
+    static func pushHistory(_ c: LuaCall, _ rows: [MetricRow]) {
+        lua_createtable(c.L, Int32(rows.count), 0)
+        for (i, r) in rows.enumerated() {
+            pushRecord(c, r)
+            lua_rawseti(c.L, -2, lua_Integer(i + 1))
+        }
+    }
+
+    static func pushRecord(_ c: LuaCall, _ r: MetricRow) {
+        lua_createtable(c.L, 0, Int32(r.fields.count + 2))
+        for (k, v) in r.fields {
+            switch v {
+            case .int(let i): c.push(i)
+            case .number(let d): c.push(d)
+            case .string(let s): c.pushString(s)
+            case .null: continue
+            }
+            c.setRawField(-2, k)
+        }
+        for (alias, keys) in [("accuracy", ["eval_accuracy", "train_accuracy"]), ("loss", ["eval_loss", "train_loss"])] {
+            if let v = keys.lazy.compactMap({ r[$0]?.double }).first { c.push(v); c.setRawField(-2, alias) }
+        }
+    }
+
+    static func pushEvaluation(_ c: LuaCall, _ e: Evaluation) {
+        lua_createtable(c.L, 0, 5)
+        c.push(e.accuracy); c.setRawField(-2, "accuracy")
+        c.push(e.loss); c.setRawField(-2, "loss")
+        c.push(e.count); c.setRawField(-2, "count")
+        lua_createtable(c.L, Int32(e.confusion.count), 0)
+        for (i, a) in e.perClassAccuracy.enumerated() { if let a { c.push(a) } else { c.pushNil() }; lua_rawseti(c.L, -2, lua_Integer(i + 1)) }
+        c.setRawField(-2, "per_class")
+        lua_createtable(c.L, Int32(e.confusion.count), 0)
+        for (i, row) in e.confusion.enumerated() { c.push(ints: row); lua_rawseti(c.L, -2, lua_Integer(i + 1)) }
+        c.setRawField(-2, "confusion")
+        c.pushString(e.table); c.setRawField(-2, "table")
+    }
+
+    static func run(_ c: LuaCall, distill: Bool) throws -> Int32 {
+        try c.table(1)
+        let o = try c.options(1)
+        let modelKey = distill ? "student" : "model"
+        guard let model = try o.object(modelKey, Module.self, expected: "Module") else { throw LuaError("\(c.name): option '\(modelKey)' (a model) is required") }
+        let teacher = distill ? try o.object("teacher", Module.self, expected: "Module") : nil
+        if distill && teacher == nil { throw LuaError("\(c.name): option 'teacher' (a model) is required") }
+        guard let train = try o.dataset("train") else { throw LuaError("\(c.name): option 'train' (a Dataset) is required") }
+        guard let epochs = try o.int("epochs") else { throw LuaError("\(c.name): option 'epochs' is required") }
+        var s = TrainSettings(epochs: epochs)
+        s.name = try o.string("name") ?? (distill ? "student (SS-KD)" : "model")
+        s.batchSize = try o.int("batch", default: 32)
+        s.evalBatchSize = try o.int("eval_batch", default: 256)
+        s.seed = UInt64(bitPattern: Int64(try o.int("seed", default: 0)))
+        s.dropLast = try o.bool("drop_last", default: false)
+        s.temperature = try o.number("temperature") ?? 3
+        s.unlabeledRatio = try o.number("unlabeled_ratio") ?? 1
+        s.metric = try o.string("metric") ?? "accuracy"
+        s.limitBatches = try o.int("limit_batches")
+        s.restoreBest = try o.bool("restore_best", default: true)
+        s.schedulerPerBatch = try o.bool("scheduler_per_batch", default: false)
+
+        let optimizer: Optimizer
+        if let opt = try o.object("optimizer", Optimizer.self, expected: "Optimizer") {
+            optimizer = opt
+        } else {
+            optimizer = try Adam(model.parameters(), lr: try o.number("lr") ?? 1e-3)
+        }
+        let trainer = try Trainer(model: model, optimizer: optimizer, train: train, settings: s)
+        trainer.teacher = teacher
+        trainer.scheduler = try o.object("scheduler", LRScheduler.self, expected: "LRScheduler")
+        trainer.eval = try o.dataset("eval")
+        trainer.test = try o.dataset("test")
+        trainer.unlabeled = try o.dataset("unlabeled")
+        trainer.augment = try o.transform("augment")
+        trainer.evalTransform = try o.transform("eval_transform")
+        if try o.bool("quiet", default: false) { trainer.progress = Progress(live: false, out: FileHandle(forWritingAtPath: "/dev/null")!) }
+        let runPath = try o.string("run")
+        let resume = try o.bool("resume", default: false)
+
+        // Scripted parts. Each is looked up in the options table when called.
+        let L = c.L
+        func kind(_ key: String) -> Int32 { let t = c.rawField(1, key); c.pop(); return t }
+        func isCallable(_ key: String) -> Bool {
+            c.rawField(1, key); defer { c.pop() }
+            if lua_type(L, -1) == LUA_TFUNCTION { return true }
+            guard lua_getmetatable(L, -1) != 0 else { return false }
+            let hasCall = c.rawField(-1, "__call") != LUA_TNIL
+            c.pop(2)
+            return hasCall
+        }
+        switch kind("alpha") {
+        case LUA_TNIL: trainer.alpha = { e, _ in distill ? Distillation.paperAlpha(epoch: e) : 0 }
+        case LUA_TNUMBER:
+            let a = try o.number("alpha")!
+            trainer.alpha = { _, _ in a }
+        default:
+            _ = o.has("alpha")
+            guard isCallable("alpha") else { throw LuaError("bad option 'alpha' to '\(c.name)' (number or function(epoch, history) expected)") }
+            trainer.alpha = { e, h in
+                try callOption(c, "alpha", nargs: 2, nresults: 1, push: { c.push(e); pushHistory(c, h) }) {
+                    guard lua_type(L, -1) == LUA_TNUMBER else { throw LuaError("the alpha function returned \(c.typeName(-1)) for epoch \(e), expected a number") }
+                    return lua_tonumberx(L, -1, nil)
+                }
+            }
+        }
+        if kind("loss") != LUA_TNIL {
+            _ = o.has("loss")
+            guard isCallable("loss") else { throw LuaError("bad option 'loss' to '\(c.name)' (function(student, teacher, labels, alpha, T) expected)") }
+            trainer.loss = { st, te, y, a, T in
+                try callOption(c, "loss", nargs: 5, nresults: 1, push: {
+                    _ = c.push(st)
+                    if let te { _ = c.push(te) } else { c.pushNil() }
+                    if let y { _ = c.push(y) } else { c.pushNil() }
+                    c.push(a); c.push(T)
+                }) {
+                    guard let t = c.toObject(-1, Tensor.self) else { throw LuaError("the loss function returned \(c.typeName(-1)), expected a Tensor") }
+                    return t
+                }
+            }
+        }
+        switch kind("stop") {
+        case LUA_TNIL: break
+        case LUA_TTABLE where !isCallable("stop"):
+            _ = o.has("stop")
+            // A stopper object: stop:step(history) -> should_stop [, reason]; replayed on resume.
+            let progress = trainer.progress
+            trainer.stopper = { h in
+                try callOption(c, "stop", method: "step", nargs: 1, nresults: 2, push: { pushHistory(c, h) }) {
+                    if lua_toboolean(L, -2) != 0, let why = c.stringValue(-1) { progress.line("\(s.name): early stop: \(why)") }
+                    return lua_toboolean(L, -2) != 0
+                }
+            }
+        default:
+            _ = o.has("stop")
+            guard isCallable("stop") else { throw LuaError("bad option 'stop' to '\(c.name)' (a stopper or function(history) expected)") }
+            trainer.stopper = { h in
+                try callOption(c, "stop", nargs: 1, nresults: 1, push: { pushHistory(c, h) }) { lua_toboolean(L, -1) != 0 }
+            }
+        }
+        for key in ["on_epoch_start", "on_epoch_end"] where kind(key) != LUA_TNIL {
+            _ = o.has(key)
+            guard isCallable(key) else { throw LuaError("bad option '\(key)' to '\(c.name)' (function expected)") }
+        }
+        if kind("on_epoch_start") != LUA_TNIL {
+            trainer.onEpochStart = { e in try callOption(c, "on_epoch_start", nargs: 1, nresults: 0, push: { c.push(e) }) {} }
+        }
+        if kind("on_epoch_end") != LUA_TNIL {
+            trainer.onEpochEnd = { e, row in try callOption(c, "on_epoch_end", nargs: 2, nresults: 0, push: { c.push(e); pushRecord(c, row) }) {} }
+        }
+        try o.finish()
+
+        if let runPath {
+            trainer.run = try RunDirectory(path: runPath)
+            trainer.summaryExtra.append(("teacher", .string(teacher.map { "\(type(of: $0))" } ?? "none")))
+        }
+        if resume {
+            guard trainer.run != nil else { throw LuaError("\(c.name): resume = true needs run = 'runs/<name>'") }
+            try trainer.resume()
+            // A stopper object keeps state: replay the restored history into it.
+            if trainer.stopper != nil && kind("stop") == LUA_TTABLE && !isCallable("stop") {
+                let h = trainer.history
+                for k in 0..<h.count { _ = try trainer.stopper!(Array(h.prefix(k + 1))) }
+            }
+        }
+        let result = try trainer.fit()
+
+        lua_createtable(L, 0, 12)
+        c.pushString(result.reason.rawValue); c.setRawField(-2, "status")
+        c.push(result.epochsRun); c.setRawField(-2, "epochs")
+        if let b = result.bestEpoch { c.push(b); c.setRawField(-2, "best_epoch") }
+        if let m = result.bestMetric { c.push(m); c.setRawField(-2, "best_metric") }
+        c.push(result.seconds); c.setRawField(-2, "seconds")
+        if let e = result.eval {
+            c.push(e.accuracy); c.setRawField(-2, "accuracy")
+            pushEvaluation(c, e); c.setRawField(-2, "eval")
+        }
+        if let t = result.test {
+            c.push(t.accuracy); c.setRawField(-2, "test_accuracy")
+            pushEvaluation(c, t); c.setRawField(-2, "test")
+        }
+        pushHistory(c, result.history); c.setRawField(-2, "history")
+        if let runPath { c.pushString(runPath); c.setRawField(-2, "run") }
+        return 1
+    }
+}
