@@ -32,9 +32,10 @@ public final class IDXDataset: Dataset {
             throw DataError(imagesPath, "bad IDX magic 0x\(String(magic, radix: 16)) (expected 0x803: uint8, 3 dimensions)")
         }
         let n = Int(img.bigEndianUInt32(at: 4)), h = Int(img.bigEndianUInt32(at: 8)), w = Int(img.bigEndianUInt32(at: 12))
-        guard h > 0 && w > 0 else { throw DataError(imagesPath, "invalid image size \(h)x\(w)") }
-        guard img.count == 16 + n * h * w else {
-            throw DataError(imagesPath, "\(img.count - 16) pixel bytes for \(n) images of \(h)x\(w) (expected \(n * h * w)); the file is truncated or corrupt")
+        guard h > 0 && w > 0 && h <= 1 << 16 && w <= 1 << 16 else { throw DataError(imagesPath, "invalid image size \(h)x\(w)") }
+        let (total, overflow) = n.multipliedReportingOverflow(by: h * w)
+        guard !overflow && img.count == 16 + total else {
+            throw DataError(imagesPath, "\(img.count - 16) pixel bytes for \(n) images of \(h)x\(w) (expected \(overflow ? "too many" : String(total))); the file is truncated or corrupt")
         }
         let lab = try FileBytes(gzipOrRaw: labelsPath)
         guard lab.count >= 8 else { throw DataError(labelsPath, "file too short for an IDX label header (\(lab.count) bytes)") }

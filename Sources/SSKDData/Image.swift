@@ -121,7 +121,13 @@ public struct Image: Equatable, Sendable {
     /// The byte image as floats in 0...255 (`range` 255).
     public init(_ bytes: ByteImage) {
         self.shape = bytes.shape
-        self.pixels = bytes.pixels.map { Float($0) }
+        let n = bytes.pixels.count
+        self.pixels = [Float](unsafeUninitializedCapacity: n) { dst, count in
+            bytes.pixels.withUnsafeBufferPointer { src in
+                for i in 0..<n { dst[i] = Float(src[i]) }
+            }
+            count = n
+        }
         self.range = 255
     }
 

@@ -58,6 +58,7 @@ public final class DataLoader {
         guard dataset.count > 0 else { throw DataError("DataLoader", "\(dataset.name) is empty") }
         let w = workers ?? Runtime.threads
         guard w >= 1 else { throw DataError("DataLoader", "workers must be >= 1, got \(w)") }
+        Allocator.tuneForImages()
         self.dataset = dataset
         self.batchSize = batchSize
         self.shuffle = shuffle
@@ -98,39 +99,43 @@ public final class DataLoader {
         let idx = Array(order[lo..<hi])
         let n = idx.count
         let nviews = multiView?.views.count ?? 1
-        // Each image: its views, augmented independently of the others.
-        var results = [Result<[Image], Error>?](repeating: nil, count: n)
-        let lanes = min(workers, n)
-        results.withUnsafeMutableBufferPointer { res in
-            let out = res
-            parallelTasks(lanes) { lane in
-                for i in stride(from: lane, to: n, by: lanes) {
-                    out[i] = Result { try self.views(of: idx[i], epoch: epoch) }
-                }
-            }
+        // The first image fixes the shape; the others are augmented in parallel and each
+        // worker writes its result straight into the batch tensors (no batch of images is held).
+        let first = try views(of: idx[0], epoch: epoch)
+        let shape = first[0].shape
+        for v in first where v.shape != shape {
+            throw DataError(dataset.name, "the views of image \(idx[0]) differ in shape (\(shape) and \(v.shape))")
         }
-        var images = [[Image]]()
-        images.reserveCapacity(n)
-        for r in results { images.append(try r!.get()) }
-        let shape = images[0][0].shape
-        var tensors = [Tensor]()
-        for v in 0..<nviews {
-            let t = try Tensor.zeros([n, shape.channels, shape.height, shape.width])
-            for i in 0..<n {
-                let img = images[i][v]
+        let tensors = try (0..<nviews).map { _ in try Tensor.zeros([n, shape.channels, shape.height, shape.width]) }
+        let dst = tensors.map { $0.data }
+        func store(_ imgs: [Image], at i: Int) throws {
+            for (v, img) in imgs.enumerated() {
                 guard img.shape == shape else {
                     throw DataError(dataset.name, "image \(idx[i]) is \(img.shape) after the transform but image \(idx[0]) is \(shape); add a Resize or crop so images stack")
                 }
-                let dst = t.data + i * shape.count
+                let out = dst[v] + i * shape.count
                 let r = img.range
                 img.pixels.withUnsafeBufferPointer { p in
-                    if r == 1 { dst.update(from: p.baseAddress!, count: shape.count) } else {
-                        for k in 0..<shape.count { dst[k] = p[k] / r }
+                    if r == 1 { out.update(from: p.baseAddress!, count: shape.count) } else {
+                        for k in 0..<shape.count { out[k] = p[k] / r }
                     }
                 }
             }
-            tensors.append(t)
         }
+        try store(first, at: 0)
+        var errors = [Error?](repeating: nil, count: n)
+        let lanes = min(workers, n - 1)
+        if lanes > 0 {
+            errors.withUnsafeMutableBufferPointer { errs in
+                let errs = errs
+                parallelTasks(lanes) { lane in
+                    for i in stride(from: 1 + lane, to: n, by: lanes) {
+                        do { try store(try self.views(of: idx[i], epoch: epoch), at: i) } catch { errs[i] = error }
+                    }
+                }
+            }
+        }
+        if let e = errors.lazy.compactMap({ $0 }).first { throw e }
         var labels: [Int]? = nil
         if dataset.isLabeled {
             labels = try idx.map { i in
@@ -146,7 +151,7 @@ public final class DataLoader {
         let g = generator(epoch: epoch, index: index)
         if let mv = multiView { return try mv.apply(img, generator: g) }
         if let t = transform { return [try t.apply(img, generator: g)] }
-        return [F.toFloat(img)]
+        return [TF.toFloat(img)]
     }
 
     /// An iterator over `epoch`'s batches, prefetching on a background thread.
@@ -171,13 +176,18 @@ public final class EpochIterator {
     private let order: [Int]
     private let total: Int
     private var delivered = 0
-
-    // Shared with the worker thread, guarded by `cond`.
-    private let cond = NSCondition()
-    private var queue = [Result<Batch, Error>]()
-    private var cancelled = false
-    private var workerDone = false
     private var started = false
+    private var closed = false
+    /// Shared with the worker thread. The worker holds this, not the iterator, so releasing the
+    /// iterator runs `deinit`, which stops the worker.
+    private let shared = Shared()
+
+    final class Shared {
+        let cond = NSCondition()
+        var queue = [Result<Batch, Error>]()
+        var cancelled = false
+        var workerDone = false
+    }
 
     init(loader: DataLoader, epoch: Int) {
         self.loader = loader
@@ -188,49 +198,53 @@ public final class EpochIterator {
 
     private func start() {
         started = true
-        if loader.prefetch == 0 { workerDone = true; return }
-        let thread = Thread { [self] in self.work() }
+        if loader.prefetch == 0 { return }
+        let (shared, loader, order, epoch, total) = (self.shared, self.loader, self.order, self.epoch, self.total)
+        let thread = Thread {
+            EpochIterator.work(shared: shared, loader: loader, order: order, epoch: epoch, total: total)
+        }
         thread.name = "sskd-loader"
         thread.start()
     }
 
-    private func work() {
+    private static func work(shared: Shared, loader: DataLoader, order: [Int], epoch: Int, total: Int) {
+        let cond = shared.cond
         for b in 0..<total {
             cond.lock()
-            while queue.count >= loader.prefetch && !cancelled { cond.wait() }
-            let stop = cancelled
+            while shared.queue.count >= loader.prefetch && !shared.cancelled { cond.wait() }
+            let stop = shared.cancelled
             cond.unlock()
             if stop { break }
             let r = Result { try loader.makeBatch(epoch: epoch, number: b, order: order) }
             cond.lock()
-            queue.append(r)
+            shared.queue.append(r)
             cond.broadcast()
             cond.unlock()
             if case .failure = r { break }
         }
         cond.lock()
-        workerDone = true
+        shared.workerDone = true
         cond.broadcast()
         cond.unlock()
     }
 
-    /// The next batch, or nil after the last one.
+    /// The next batch, or nil after the last one (or after `close()`).
     public func next() throws -> Batch? {
+        guard !closed, delivered < total else { return nil }
         if !started { start() }
-        guard delivered < total else { return nil }
         if loader.prefetch == 0 {
-            guard !cancelled else { return nil }
             let b = try loader.makeBatch(epoch: epoch, number: delivered, order: order)
             delivered += 1
             return b
         }
+        let cond = shared.cond
         cond.lock()
-        while queue.isEmpty && !workerDone && !cancelled { cond.wait() }
-        if queue.isEmpty {
+        while shared.queue.isEmpty && !shared.workerDone { cond.wait() }
+        if shared.queue.isEmpty {
             cond.unlock()
             return nil
         }
-        let r = queue.removeFirst()
+        let r = shared.queue.removeFirst()
         cond.broadcast()
         cond.unlock()
         delivered += 1
@@ -240,11 +254,14 @@ public final class EpochIterator {
 
     /// Stops prefetching and waits for the background thread to finish its current batch.
     public func close() {
+        if closed { return }
+        closed = true
+        let cond = shared.cond
         cond.lock()
-        cancelled = true
+        shared.cancelled = true
         cond.broadcast()
-        if started { while !workerDone { cond.wait() } }
-        queue.removeAll()
+        if started && loader.prefetch > 0 { while !shared.workerDone { cond.wait() } }
+        shared.queue.removeAll()
         cond.unlock()
     }
 

@@ -6,6 +6,7 @@
 // thread count or prefetching. Parameters are drawn in torchvision's order (e.g. ColorJitter:
 // the permutation of the four adjustments first, then the factors).
 
+import Foundation
 import SSKDTensor
 
 /// An image transform; random ones draw from `generator`.
@@ -42,10 +43,10 @@ public struct Resize: Transform {
         switch size {
         case .smallerEdge(let s):
             guard s > 0 else { throw DataError("Resize", "size must be positive, got \(s)") }
-            let (h, w) = F.resizedSize(height: image.height, width: image.width, smallerEdge: s)
-            return try F.resize(image, height: h, width: w, antialias: antialias)
+            let (h, w) = TF.resizedSize(height: image.height, width: image.width, smallerEdge: s)
+            return try TF.resize(image, height: h, width: w, antialias: antialias)
         case .exact(let h, let w):
-            return try F.resize(image, height: h, width: w, antialias: antialias)
+            return try TF.resize(image, height: h, width: w, antialias: antialias)
         }
     }
     public var description: String {
@@ -62,7 +63,7 @@ public struct CenterCrop: Transform {
     public init(_ size: Int) { height = size; width = size }
     public init(height: Int, width: Int) { self.height = height; self.width = width }
     public func apply(_ image: Image, generator: Generator) throws -> Image {
-        try F.centerCrop(image, height: height, width: width)
+        try TF.centerCrop(image, height: height, width: width)
     }
     public var description: String { "CenterCrop(\(height)x\(width))" }
 }
@@ -72,7 +73,7 @@ public struct RandomHorizontalFlip: Transform {
     public var p: Double
     public init(p: Double = 0.5) { self.p = p }
     public func apply(_ image: Image, generator: Generator) throws -> Image {
-        generator.nextDouble() < p ? F.hflip(image) : image
+        generator.nextDouble() < p ? TF.hflip(image) : image
     }
     public var description: String { "RandomHorizontalFlip(p: \(p))" }
 }
@@ -87,7 +88,7 @@ public struct RandomRotation: Transform {
         minDegrees = min; maxDegrees = max; self.fill = fill
     }
     public func apply(_ image: Image, generator: Generator) throws -> Image {
-        F.rotate(image, angle: generator.uniform(minDegrees, maxDegrees), fill: fill)
+        TF.rotate(image, angle: generator.uniform(minDegrees, maxDegrees), fill: fill)
     }
     public var description: String { "RandomRotation([\(minDegrees), \(maxDegrees)])" }
 }
@@ -106,19 +107,24 @@ public struct RandomCrop: Transform {
     public init(height: Int, width: Int, padding: (Int, Int, Int, Int) = (0, 0, 0, 0), padIfNeeded: Bool = false, fill: Float = 0) {
         self.height = height; self.width = width; self.padding = padding; self.padIfNeeded = padIfNeeded; self.fill = fill
     }
+    /// Draws (top, left) in the padded image as torchvision does, then cuts the window straight
+    /// from the unpadded image (constant padding is the fill outside it): one copy, not two.
     public func apply(_ image: Image, generator: Generator) throws -> Image {
-        var x = image
-        let (l, t, r, b) = padding
-        if l != 0 || t != 0 || r != 0 || b != 0 { x = try F.pad(x, left: l, top: t, right: r, bottom: b, fill: fill) }
-        if padIfNeeded && x.width < width { let d = width - x.width; x = try F.pad(x, left: d, top: 0, right: d, bottom: 0, fill: fill) }
-        if padIfNeeded && x.height < height { let d = height - x.height; x = try F.pad(x, left: 0, top: d, right: 0, bottom: d, fill: fill) }
-        guard x.height >= height && x.width >= width else {
-            throw DataError("RandomCrop", "crop \(height)x\(width) is larger than the (padded) image \(x.height)x\(x.width)")
+        var (l, t, r, b) = padding
+        guard l >= 0, t >= 0, r >= 0, b >= 0 else { throw DataError("RandomCrop", "padding must be >= 0, got \(padding)") }
+        var pw = image.width + l + r, ph = image.height + t + b
+        if padIfNeeded && pw < width { let d = width - pw; l += d; r += d; pw += 2 * d }
+        if padIfNeeded && ph < height { let d = height - ph; t += d; b += d; ph += 2 * d }
+        guard ph >= height && pw >= width else {
+            throw DataError("RandomCrop", "crop \(height)x\(width) is larger than the (padded) image \(ph)x\(pw)")
         }
-        if x.height == height && x.width == width { return x }
-        let top = generator.nextInt(x.height - height + 1)
-        let left = generator.nextInt(x.width - width + 1)
-        return try F.crop(x, top: top, left: left, height: height, width: width)
+        var top = 0, left = 0
+        if !(ph == height && pw == width) {
+            top = generator.nextInt(ph - height + 1)
+            left = generator.nextInt(pw - width + 1)
+        }
+        if top == t && left == l && height == image.height && width == image.width { return image }
+        return try TF.crop(image, top: top - t, left: left - l, height: height, width: width, fill: fill)
     }
     public var description: String { "RandomCrop(\(height)x\(width), padding: \(padding))" }
 }
@@ -159,13 +165,13 @@ public struct ColorJitter: Transform {
 
     /// Applies the adjustments of `p` in `p.order`.
     public static func apply(_ image: Image, _ p: Parameters) throws -> Image {
-        var x = image
+        var x = image   // copied on the first adjustment, then adjusted in place
         for k in p.order {
             switch k {
-            case 0: if let f = p.brightness { x = try F.adjustBrightness(x, factor: f) }
-            case 1: if let f = p.contrast { x = try F.adjustContrast(x, factor: f) }
-            case 2: if let f = p.saturation { x = try F.adjustSaturation(x, factor: f) }
-            case 3: if let f = p.hue { x = try F.adjustHue(x, factor: f) }
+            case 0: if let f = p.brightness { try TF.adjustBrightness_(&x, factor: f) }
+            case 1: if let f = p.contrast { try TF.adjustContrast_(&x, factor: f) }
+            case 2: if let f = p.saturation { try TF.adjustSaturation_(&x, factor: f) }
+            case 3: if let f = p.hue { try TF.adjustHue_(&x, factor: f) }
             default: throw DataError("ColorJitter", "order entry \(k) is not 0...3")
             }
         }
@@ -180,10 +186,77 @@ public struct ColorJitter: Transform {
     }
 }
 
+/// Crops a random area and aspect ratio, then resizes to `height x width`
+/// (`transforms.RandomResizedCrop`, bilinear with antialias): up to 10 draws of
+/// (area in `scale` of the image, log-uniform aspect ratio in `ratio`), else the central crop.
+public struct RandomResizedCrop: Transform {
+    public var height: Int, width: Int
+    public var scale: ClosedRange<Double>, ratio: ClosedRange<Double>
+    public init(_ size: Int, scale: ClosedRange<Double> = 0.08...1, ratio: ClosedRange<Double> = (3.0 / 4)...(4.0 / 3)) {
+        self.init(height: size, width: size, scale: scale, ratio: ratio)
+    }
+    public init(height: Int, width: Int, scale: ClosedRange<Double> = 0.08...1, ratio: ClosedRange<Double> = (3.0 / 4)...(4.0 / 3)) {
+        self.height = height; self.width = width; self.scale = scale; self.ratio = ratio
+    }
+
+    /// The crop window (top, left, height, width) torchvision's `get_params` would pick.
+    public func window(height ih: Int, width iw: Int, generator g: Generator) -> (top: Int, left: Int, height: Int, width: Int) {
+        let area = Double(ih * iw)
+        let logLo = Foundation.log(ratio.lowerBound), logHi = Foundation.log(ratio.upperBound)
+        for _ in 0..<10 {
+            let target = area * g.uniform(scale.lowerBound, scale.upperBound)
+            let aspect = Foundation.exp(g.uniform(logLo, logHi))
+            let w = Int((target * aspect).squareRoot().rounded(.toNearestOrEven))
+            let h = Int((target / aspect).squareRoot().rounded(.toNearestOrEven))
+            if w > 0 && w <= iw && h > 0 && h <= ih {
+                let top = g.nextInt(ih - h + 1), left = g.nextInt(iw - w + 1)
+                return (top, left, h, w)
+            }
+        }
+        let inRatio = Double(iw) / Double(ih)
+        var w = iw, h = ih
+        if inRatio < ratio.lowerBound {
+            h = Int((Double(w) / ratio.lowerBound).rounded(.toNearestOrEven))
+        } else if inRatio > ratio.upperBound {
+            w = Int((Double(h) * ratio.upperBound).rounded(.toNearestOrEven))
+        }
+        return ((ih - h) / 2, (iw - w) / 2, h, w)
+    }
+
+    public func apply(_ image: Image, generator: Generator) throws -> Image {
+        guard scale.lowerBound > 0, ratio.lowerBound > 0 else { throw DataError("RandomResizedCrop", "scale and ratio must be positive") }
+        let win = window(height: image.height, width: image.width, generator: generator)
+        let c = try TF.crop(image, top: win.top, left: win.left, height: win.height, width: win.width)
+        return try TF.resize(c, height: height, width: width)
+    }
+    public var description: String { "RandomResizedCrop(\(height)x\(width), scale: \(scale), ratio: \(ratio))" }
+}
+
+/// Converts to grey (keeping the channel count) with probability `p` (`transforms.RandomGrayscale`).
+public struct RandomGrayscale: Transform {
+    public var p: Double
+    public init(p: Double = 0.1) { self.p = p }
+    public func apply(_ image: Image, generator: Generator) throws -> Image {
+        guard generator.nextDouble() < p, image.channels == 3 else { return image }
+        return try TF.rgbToGrayscale(image, outputChannels: 3)
+    }
+    public var description: String { "RandomGrayscale(p: \(p))" }
+}
+
+/// Applies `transform` with probability `p` (`transforms.RandomApply`).
+public struct RandomApply: Transform {
+    public var transform: Transform, p: Double
+    public init(_ transform: Transform, p: Double = 0.5) { self.transform = transform; self.p = p }
+    public func apply(_ image: Image, generator: Generator) throws -> Image {
+        generator.nextDouble() < p ? try transform.apply(image, generator: generator) : image
+    }
+    public var description: String { "RandomApply(\(transform), p: \(p))" }
+}
+
 /// Scales pixel values to [0, 1] (`transforms.ToTensor`'s scaling).
 public struct ToFloat: Transform {
     public init() {}
-    public func apply(_ image: Image, generator: Generator) throws -> Image { F.toFloat(image) }
+    public func apply(_ image: Image, generator: Generator) throws -> Image { TF.toFloat(image) }
     public var description: String { "ToFloat()" }
 }
 
@@ -191,11 +264,13 @@ public struct ToFloat: Transform {
 public struct Normalize: Transform {
     public var mean: [Float], std: [Float]
     public init(mean: [Float], std: [Float]) { self.mean = mean; self.std = std }
-    public func apply(_ image: Image, generator: Generator) throws -> Image { try F.normalize(image, mean: mean, std: std) }
+    public func apply(_ image: Image, generator: Generator) throws -> Image { try TF.normalize(image, mean: mean, std: std) }
     public var description: String { "Normalize(mean: \(mean), std: \(std))" }
 }
 
-/// Applies a closure (for transforms written elsewhere, e.g. in Lua).
+/// Applies a closure (for transforms written elsewhere). The loader calls transforms from
+/// several threads at once: the closure must be thread-safe (a Lua callback is not; run such a
+/// transform with `DataLoader(workers: 1, prefetch: 0)` or behind a lock).
 public struct Lambda: Transform {
     public let name: String
     public let body: (Image, Generator) throws -> Image
@@ -227,6 +302,14 @@ extension Compose {
     public static func paperTrain(size: Int = 96) -> Compose {
         Compose([Resize(size), RandomHorizontalFlip(), RandomRotation(10), RandomCrop(size, padding: 4),
                  try! ColorJitter(brightness: 0.2, contrast: 0.2, saturation: 0.2), ToFloat()])
+    }
+    /// SimCLR-style augmentation for two-view pretext training: RandomResizedCrop(size, 0.2...1),
+    /// RandomHorizontalFlip, RandomApply(ColorJitter(0.4, 0.4, 0.4, 0.1), p 0.8),
+    /// RandomGrayscale(0.2), ToFloat. Use with `MultiView(twice:)`.
+    public static func contrastive(size: Int = 96) -> Compose {
+        Compose([RandomResizedCrop(size, scale: 0.2...1), RandomHorizontalFlip(),
+                 RandomApply(try! ColorJitter(brightness: 0.4, contrast: 0.4, saturation: 0.4, hue: 0.1), p: 0.8),
+                 RandomGrayscale(p: 0.2), ToFloat()])
     }
     /// The paper's test transform: Resize(size), ToFloat.
     public static func paperTest(size: Int = 96) -> Compose { Compose([Resize(size), ToFloat()]) }

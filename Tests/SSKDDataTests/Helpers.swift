@@ -45,6 +45,10 @@ final class MemoryDataset: Dataset {
     let labelsArray: [Int]
     let classNames: [String]
     var failAt: Int? = nil
+    /// Number of `image(at:)` calls (to check how far the loader runs ahead).
+    private let lock = NSLock()
+    private var _reads = 0
+    var reads: Int { lock.lock(); defer { lock.unlock() }; return _reads }
     init(labels: [Int], classes: Int) {
         labelsArray = labels
         classNames = (0..<classes).map { "c\($0)" }
@@ -54,6 +58,7 @@ final class MemoryDataset: Dataset {
     var isLabeled: Bool { true }
     func image(at index: Int) throws -> ByteImage {
         try checkIndex(index)
+        lock.lock(); _reads += 1; lock.unlock()
         if index == failAt { throw DataError("memory", "image \(index) is broken") }
         let px = (0..<20).map { UInt8((index * 7 + $0 * 3) % 256) }
         return try ByteImage(shape: imageShape!, pixels: px)

@@ -90,8 +90,39 @@ final class LoaderTests: XCTestCase {
             it.close()
             XCTAssertNil(try it.next())
         }
-        do { let it = loader.epoch(1); _ = try it.next() }   // released without close
+        // Released without close: deinit stops the worker (it does not keep the iterator alive).
+        let ds2 = MemoryDataset(labels: (0..<400).map { $0 % 2 }, classes: 2)
+        weak var weakIt: EpochIterator?
+        do {
+            let it = try DataLoader(ds2, batchSize: 4, prefetch: 2).epoch(0)
+            weakIt = it
+            _ = try it.next()
+        }
+        XCTAssertNil(weakIt)
+        let reads = ds2.reads
+        usleep(20000)
+        XCTAssertEqual(ds2.reads, reads, "no reads after the iterator is released")
         XCTAssertEqual(try collect(loader, epoch: 0).count, 100)
+    }
+
+    /// The worker stays at most `prefetch` batches (+ the one it is building) ahead, and does
+    /// nothing more once the iterator is closed.
+    func testPrefetchIsBoundedAndStopsOnClose() throws {
+        let ds = MemoryDataset(labels: (0..<400).map { $0 % 2 }, classes: 2)
+        let loader = try DataLoader(ds, batchSize: 4, seed: 1, prefetch: 2)
+        let it = loader.epoch(0)
+        _ = try it.next()
+        _ = try it.next()
+        // Give the worker time to run ahead as far as it may.
+        for _ in 0..<1000 where ds.reads < (2 + 2) * 4 { usleep(2000) }
+        usleep(20000)
+        XCTAssertLessThanOrEqual(ds.reads, (2 + 2 + 1) * 4)
+        XCTAssertGreaterThanOrEqual(ds.reads, (2 + 2) * 4)
+        it.close()
+        let after = ds.reads
+        usleep(20000)
+        XCTAssertEqual(ds.reads, after, "no reads after close()")
+        XCTAssertNil(try it.next())
     }
 
     func testWorkerErrorsReachTheConsumer() throws {
@@ -107,7 +138,7 @@ final class LoaderTests: XCTestCase {
         }
         // Images that do not stack are an error naming the fix.
         let folder = MemoryDataset(labels: [0, 1], classes: 2)
-        let grow = Lambda("grow") { img, _ in img.pixels[0] == 0 ? try F.pad(img, left: 1, top: 0, right: 0, bottom: 0) : img }
+        let grow = Lambda("grow") { img, _ in img.pixels[0] == 0 ? try TF.pad(img, left: 1, top: 0, right: 0, bottom: 0) : img }
         assertDataError(["after the transform", "Resize"]) { _ = try DataLoader(folder, batchSize: 2, shuffle: false, transform: grow).batch(epoch: 0, number: 0) }
         assertDataError(["batch size"]) { _ = try DataLoader(folder, batchSize: 0) }
     }
@@ -122,5 +153,32 @@ final class LoaderTests: XCTestCase {
         XCTAssertEqual(b.views[1].shape, [4, 1, 4, 5])
         XCTAssertTrue(b.images === b.views[0])
         XCTAssertNotEqual(b.views[0].toArray(), b.views[1].toArray())
+    }
+
+    /// STL-10 files -> stratified subset -> paper transform -> NCHW batches in [0, 1].
+    func testPaperPipelineOnSTL10Files() throws {
+        let dir = try makeTempDir(self)
+        let n = 20
+        var x = [UInt8](repeating: 0, count: n * 27648)
+        for i in 0..<x.count { x[i] = UInt8((i * 7 + i / 27648 * 13) % 256) }
+        try writeBytes(x, to: dir + "/train_X.bin")
+        try writeBytes((0..<n).map { UInt8($0 % 10 + 1) }, to: dir + "/train_y.bin")
+        let train = try STL10(root: dir, split: .train)
+        let split = try train.stratifiedSplit(samples: 10, validation: 5, seed: 4)
+        XCTAssertEqual(try split.train.classCounts(), [Int](repeating: 1, count: 10))
+        let loader = try DataLoader(split.train, batchSize: 4, seed: 4, transform: Compose.paperTrain())
+        var count = 0
+        try loader.forEach(epoch: 0) { b in
+            XCTAssertEqual(b.images.shape, [b.count, 3, 96, 96])
+            XCTAssertTrue(b.images.toArray().allSatisfy { $0 >= 0 && $0 <= 1 })
+            for (k, i) in b.indices.enumerated() { XCTAssertEqual(b.labels![k], try split.train.label(at: i)) }
+            count += b.count
+            return true
+        }
+        XCTAssertEqual(count, 10)
+        // The test transform is the identity at 96x96 apart from scaling.
+        let test = try DataLoader(split.validation, batchSize: 5, shuffle: false, transform: Compose.paperTest()).batch(epoch: 0, number: 0)
+        let expected = try split.validation.image(at: 2).pixels.map { Float($0) / 255 }
+        XCTAssertEqual(Array(test.images.toArray()[(2 * 27648)..<(3 * 27648)]), expected)
     }
 }

@@ -36,24 +36,28 @@ private func int(_ p: [String: Any], _ k: String) -> Int { (p[k] as! NSNumber).i
 final class TransformTests: XCTestCase {
     /// Runs our kernel for a golden case, on the input scaled to [0, 1] as the script did.
     func run(_ c: Golden.Case, _ g: Golden) throws -> Image {
-        let x = F.toFloat(Image(g.inputs[c.input]!))
+        let x = TF.toFloat(Image(g.inputs[c.input]!))
         let p = c.params
         switch c.op {
-        case "hflip": return F.hflip(x)
-        case "pad": return try F.pad(x, left: int(p, "left"), top: int(p, "top"), right: int(p, "right"), bottom: int(p, "bottom"), fill: Float(num(p, "fill")))
-        case "crop": return try F.crop(x, top: int(p, "top"), left: int(p, "left"), height: int(p, "height"), width: int(p, "width"))
-        case "resize": return try F.resize(x, height: int(p, "height"), width: int(p, "width"))
-        case "rotate": return F.rotate(x, angle: num(p, "angle"), fill: Float(num(p, "fill")))
-        case "brightness": return try F.adjustBrightness(x, factor: Float(num(p, "factor")))
-        case "contrast": return try F.adjustContrast(x, factor: Float(num(p, "factor")))
-        case "saturation": return try F.adjustSaturation(x, factor: Float(num(p, "factor")))
-        case "hue": return try F.adjustHue(x, factor: Float(num(p, "factor")))
+        case "hflip": return TF.hflip(x)
+        case "pad": return try TF.pad(x, left: int(p, "left"), top: int(p, "top"), right: int(p, "right"), bottom: int(p, "bottom"), fill: Float(num(p, "fill")))
+        case "crop": return try TF.crop(x, top: int(p, "top"), left: int(p, "left"), height: int(p, "height"), width: int(p, "width"))
+        case "resize": return try TF.resize(x, height: int(p, "height"), width: int(p, "width"))
+        case "rotate": return TF.rotate(x, angle: num(p, "angle"), fill: Float(num(p, "fill")))
+        case "brightness": return try TF.adjustBrightness(x, factor: Float(num(p, "factor")))
+        case "contrast": return try TF.adjustContrast(x, factor: Float(num(p, "factor")))
+        case "saturation": return try TF.adjustSaturation(x, factor: Float(num(p, "factor")))
+        case "hue": return try TF.adjustHue(x, factor: Float(num(p, "factor")))
         case "jitter":
             let params = ColorJitter.Parameters(order: (p["order"] as! [NSNumber]).map(\.intValue), brightness: Float(num(p, "brightness")),
                                                 contrast: Float(num(p, "contrast")), saturation: Float(num(p, "saturation")), hue: Float(num(p, "hue")))
             return try ColorJitter.apply(x, params)
+        case "grayscale": return try TF.rgbToGrayscale(x, outputChannels: int(p, "channels"))
+        case "resized_crop":
+            let c = try TF.crop(x, top: int(p, "top"), left: int(p, "left"), height: int(p, "height"), width: int(p, "width"))
+            return try TF.resize(c, height: int(p, "size"), width: int(p, "size"))
         case "normalize":
-            return try F.normalize(x, mean: (p["mean"] as! [NSNumber]).map(\.floatValue), std: (p["std"] as! [NSNumber]).map(\.floatValue))
+            return try TF.normalize(x, mean: (p["mean"] as! [NSNumber]).map(\.floatValue), std: (p["std"] as! [NSNumber]).map(\.floatValue))
         default: throw DataError("golden", "unknown op \(c.op)")
         }
     }
@@ -78,7 +82,7 @@ final class TransformTests: XCTestCase {
                 XCTAssertTrue(y.pixels == c.output, "\(c.name) must equal torchvision exactly: \(mismatched) values differ, max \(maxDiff)")
             case "rotate":
                 XCTAssertEqual(mismatched, 0, "\(c.name): \(mismatched) of \(diffs.count) values differ")
-            case "resize":
+            case "resize", "resized_crop":
                 XCTAssertLessThanOrEqual(maxDiff, 2e-6, c.name)
             case "hue", "jitter":
                 XCTAssertLessThanOrEqual(maxDiff, 2e-6, c.name)
@@ -117,15 +121,15 @@ final class TransformTests: XCTestCase {
 
         // RandomCrop with padding 4 on a 12x12 image: the result is a window of the padded image.
         let crop = RandomCrop(12, padding: 4)
-        let padded = try F.pad(F.toFloat(Image(try ByteImage(shape: ImageShape(channels: 1, height: 12, width: 12), pixels: (0..<144).map { UInt8($0 + 1) }))), left: 4, top: 4, right: 4, bottom: 4)
+        let padded = try TF.pad(TF.toFloat(Image(try ByteImage(shape: ImageShape(channels: 1, height: 12, width: 12), pixels: (0..<144).map { UInt8($0 + 1) }))), left: 4, top: 4, right: 4, bottom: 4)
         var tops = Set<Int>()
         for s in 0..<100 {
             let g = Generator(seed: UInt64(s))
-            let out = try crop.apply(F.toFloat(Image(try ByteImage(shape: ImageShape(channels: 1, height: 12, width: 12), pixels: (0..<144).map { UInt8($0 + 1) }))), generator: g)
+            let out = try crop.apply(TF.toFloat(Image(try ByteImage(shape: ImageShape(channels: 1, height: 12, width: 12), pixels: (0..<144).map { UInt8($0 + 1) }))), generator: g)
             let g2 = Generator(seed: UInt64(s))
             let top = g2.nextInt(9), left = g2.nextInt(9)
             tops.insert(top)
-            XCTAssertEqual(out, try F.crop(padded, top: top, left: left, height: 12, width: 12))
+            XCTAssertEqual(out, try TF.crop(padded, top: top, left: left, height: 12, width: 12))
         }
         XCTAssertEqual(tops, Set(0...8))
 
@@ -136,18 +140,63 @@ final class TransformTests: XCTestCase {
         XCTAssertTrue((150...250).contains(flips), "\(flips) flips of 400")
     }
 
+    /// The pipeline runs colour and geometry on raw 0...255 values (ToFloat comes last, as in the
+    /// paper); that must agree with running them on [0, 1] values.
+    func testRange255AgreesWithUnitRange() throws {
+        let bytes = try ByteImage(shape: ImageShape(channels: 3, height: 9, width: 11), pixels: (0..<297).map { UInt8(($0 * 37 + $0 / 7) % 256) })
+        let raw = Image(bytes), unit = TF.toFloat(raw)
+        let ops: [(String, (Image) throws -> Image)] = [
+            ("brightness", { try TF.adjustBrightness($0, factor: 1.3) }),
+            ("contrast", { try TF.adjustContrast($0, factor: 0.7) }),
+            ("saturation", { try TF.adjustSaturation($0, factor: 1.4) }),
+            ("hue", { try TF.adjustHue($0, factor: -0.15) }),
+            ("resize", { try TF.resize($0, height: 5, width: 17) }),
+            ("rotate", { TF.rotate($0, angle: 8) }),
+            ("grayscale", { try TF.rgbToGrayscale($0) }),
+        ]
+        for (name, op) in ops {
+            let a = TF.toFloat(try op(raw)), b = try op(unit)
+            XCTAssertEqual(a.shape, b.shape, name)
+            let d = zip(a.pixels, b.pixels).map { abs($0 - $1) }.max()!
+            XCTAssertLessThanOrEqual(d, 2e-6, name)
+        }
+    }
+
+    func testRandomResizedCropAndGrayscale() throws {
+        let img = Image(try ByteImage(shape: ImageShape(channels: 3, height: 30, width: 40), pixels: (0..<3600).map { UInt8($0 % 256) }))
+        let t = RandomResizedCrop(16, scale: 0.2...1)
+        for s in 0..<50 {
+            let w = t.window(height: 30, width: 40, generator: Generator(seed: UInt64(s)))
+            XCTAssertTrue(w.top >= 0 && w.left >= 0 && w.top + w.height <= 30 && w.left + w.width <= 40)
+            let area = Double(w.height * w.width) / 1200, aspect = Double(w.width) / Double(w.height)
+            XCTAssertTrue(area > 0.15 && area < 1.05 && aspect > 0.7 && aspect < 1.4, "\(w)")
+            let out = try t.apply(img, generator: Generator(seed: UInt64(s)))
+            XCTAssertEqual(out.shape, ImageShape(channels: 3, height: 16, width: 16))
+        }
+        // Impossible scale: falls back to the central crop of the allowed aspect ratio.
+        let wide = RandomResizedCrop(8, scale: 5...6).window(height: 10, width: 40, generator: Generator(seed: 1))
+        XCTAssertEqual(wide.height, 10)
+        XCTAssertEqual(wide.width, 13)
+        XCTAssertEqual(wide.left, 13)
+        let g = try RandomGrayscale(p: 1).apply(img, generator: Generator(seed: 0))
+        XCTAssertEqual(g.channels, 3)
+        XCTAssertEqual(Array(g.pixels[0..<1200]), Array(g.pixels[1200..<2400]))
+        let mv = try MultiView(twice: Compose.contrastive(size: 16)).apply(img, generator: Generator(seed: 2))
+        XCTAssertEqual(mv.map(\.shape), [ImageShape(channels: 3, height: 16, width: 16), ImageShape(channels: 3, height: 16, width: 16)])
+    }
+
     func testResizeSemantics() throws {
         let img = Image(try ByteImage(shape: ImageShape(channels: 1, height: 10, width: 20), pixels: (0..<200).map { UInt8($0) }))
         XCTAssertEqual(try Resize(5).apply(img, generator: Generator(seed: 0)).shape, ImageShape(channels: 1, height: 5, width: 10))
         XCTAssertEqual(try Resize(96).apply(img, generator: Generator(seed: 0)).shape, ImageShape(channels: 1, height: 96, width: 192))
         // Same size is the identity; a constant image stays constant.
-        XCTAssertEqual(try F.resize(img, height: 10, width: 20), img)
+        XCTAssertEqual(try TF.resize(img, height: 10, width: 20), img)
         let flat = try Image(shape: ImageShape(channels: 1, height: 7, width: 9), pixels: [Float](repeating: 0.25, count: 63))
-        XCTAssertTrue(try F.resize(flat, height: 3, width: 4).pixels.allSatisfy { abs($0 - 0.25) < 1e-6 })
-        assertDataError(["resize", "positive"]) { _ = try F.resize(img, height: 0, width: 3) }
+        XCTAssertTrue(try TF.resize(flat, height: 3, width: 4).pixels.allSatisfy { abs($0 - 0.25) < 1e-6 })
+        assertDataError(["resize", "positive"]) { _ = try TF.resize(img, height: 0, width: 3) }
         assertDataError(["RandomCrop", "larger"]) { _ = try RandomCrop(30).apply(img, generator: Generator(seed: 0)) }
-        assertDataError(["adjust_hue"]) { _ = try F.adjustHue(img, factor: 0.7) }
-        assertDataError(["normalize", "zero"]) { _ = try F.normalize(img, mean: [0], std: [0]) }
+        assertDataError(["adjust_hue"]) { _ = try TF.adjustHue(img, factor: 0.7) }
+        assertDataError(["normalize", "zero"]) { _ = try TF.normalize(img, mean: [0], std: [0]) }
     }
 
     func testMultiViewDrawsIndependentReproducibleViews() throws {

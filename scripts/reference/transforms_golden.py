@@ -76,6 +76,9 @@ def main():
                  lambda t: TF.adjust_saturation(t, fs), lambda t: TF.adjust_hue(t, fh)][k](y)
         add(f"{key} jitter", key, "jitter", {"order": order, "brightness": fb, "contrast": fc,
                                              "saturation": fs, "hue": fh}, y)
+        add(f"{key} grayscale", key, "grayscale", {"channels": 3}, TF.rgb_to_grayscale(x, num_output_channels=3))
+        add(f"{key} resized crop", key, "resized_crop", {"top": 2, "left": 3, "height": 11, "width": 14, "size": 9},
+            TF2.resized_crop(x, 2, 3, 11, 14, [9, 9], interpolation=InterpolationMode.BILINEAR, antialias=True))
         add(f"{key} normalize", key, "normalize",
             {"mean": [0.5, 0.4, 0.3][: x.shape[0]], "std": [0.2, 0.25, 0.3][: x.shape[0]]},
             TF.normalize(x, [0.5, 0.4, 0.3][: x.shape[0]], [0.2, 0.25, 0.3][: x.shape[0]]))

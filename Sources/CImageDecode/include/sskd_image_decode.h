@@ -30,6 +30,10 @@ int sskd_jpeg_encode(const char *path, const unsigned char *pixels, int width, i
 
 void sskd_image_free(unsigned char *p);
 
+/// Sets glibc's M_MMAP_THRESHOLD and M_TRIM_THRESHOLD (bytes) so freed image buffers stay in the
+/// heap. Returns 0, or -1 when not glibc or refused.
+int sskd_malloc_keep_freed(long mmap_threshold, long trim_threshold);
+
 #ifdef __cplusplus
 }
 #endif
