@@ -21,6 +21,11 @@ enum TrainBindings {
                    "SS-KD: the student learns from labels and the teacher's soft targets (see docs/lua-api.md, \"Training\")") { c in
             try run(c, distill: true)
         }
+        let plot = LuaLibraries.named("plot", doc: "Line charts to PNG (the per-epoch curves of a run).")
+        plot.function("save", "plot.save{path=, title=, xlabel='epoch', series={{name=, values={...}}, ...}} or plot.save{path=, panels={{title=, series=}, ...}}",
+                      "writes a PNG line chart: one panel, or several side by side; values are per epoch (nil = missing)") { c in
+            try savePlot(c)
+        }
         g.function("evaluate", "evaluate(model, dataset [, {transform=, batch=256}]) -> {accuracy=, loss=, per_class=, confusion=}",
                    "accuracy, loss, per-class accuracy and confusion matrix on a labelled dataset") { c in
             let model = try c.object(1, Module.self, expected: "Module")
@@ -32,6 +37,58 @@ enum TrainBindings {
             pushEvaluation(c, try evaluate(model, on: ds, transform: tf, batchSize: batch))
             return 1
         }
+    }
+
+    static func savePlot(_ c: LuaCall) throws -> Int32 {
+        try c.table(1)
+        let o = try c.options(1)
+        guard let path = try o.string("path") else { throw LuaError("\(c.name): option 'path' is required") }
+        let hasPanels = o.has("panels"), hasSeries = o.has("series")
+        let title = try o.string("title") ?? ""
+        let xlabel = try o.string("xlabel") ?? "epoch"
+        try o.finish()
+        guard hasPanels != hasSeries else { throw LuaError("\(c.name): give either 'series' (one panel) or 'panels'") }
+        func readSeries(_ t: Int32, panel: Int) throws -> [LinePlot.Series] {
+            guard lua_type(c.L, t) == LUA_TTABLE else { throw LuaError("\(c.name): panel \(panel): 'series' must be a table of {name=, values=}") }
+            var out: [LinePlot.Series] = []
+            for k in 1...max(1, Int(lua_rawlen(c.L, t))) where k <= Int(lua_rawlen(c.L, t)) {
+                lua_rawgeti(c.L, t, lua_Integer(k)); defer { c.pop() }
+                let s = lua_gettop(c.L)
+                guard lua_type(c.L, s) == LUA_TTABLE else { throw LuaError("\(c.name): series \(k) must be a table {name=, values=}") }
+                c.rawField(s, "name"); let name = c.stringValue(-1) ?? "series \(k)"; c.pop()
+                guard c.rawField(s, "values") == LUA_TTABLE else { c.pop(); throw LuaError("\(c.name): series \(k) needs 'values' (a table of numbers)") }
+                let n = Int(lua_rawlen(c.L, -1))
+                var vals: [Double?] = []
+                for i in 0..<n {
+                    lua_rawgeti(c.L, -1, lua_Integer(i + 1))
+                    vals.append(lua_type(c.L, -1) == LUA_TNUMBER ? lua_tonumberx(c.L, -1, nil) : nil)
+                    c.pop()
+                }
+                c.pop()
+                out.append(.init(name: name, values: vals, color: LinePlot.palette[(k - 1) % LinePlot.palette.count]))
+            }
+            return out
+        }
+        var panels: [LinePlot.Panel] = []
+        if hasSeries {
+            c.rawField(1, "series"); defer { c.pop() }
+            panels = [.init(title: title, xLabel: xlabel, series: try readSeries(lua_gettop(c.L), panel: 1))]
+        } else {
+            c.rawField(1, "panels"); defer { c.pop() }
+            let pt = lua_gettop(c.L)
+            guard lua_type(c.L, pt) == LUA_TTABLE else { throw LuaError("\(c.name): 'panels' must be a table") }
+            for k in 1...max(1, Int(lua_rawlen(c.L, pt))) where k <= Int(lua_rawlen(c.L, pt)) {
+                lua_rawgeti(c.L, pt, lua_Integer(k)); defer { c.pop() }
+                let p = lua_gettop(c.L)
+                guard lua_type(c.L, p) == LUA_TTABLE else { throw LuaError("\(c.name): panel \(k) must be a table {title=, series=}") }
+                c.rawField(p, "title"); let t = c.stringValue(-1) ?? ""; c.pop()
+                c.rawField(p, "xlabel"); let xl = c.stringValue(-1) ?? "epoch"; c.pop()
+                c.rawField(p, "series"); defer { c.pop() }
+                panels.append(.init(title: t, xLabel: xl, series: try readSeries(lua_gettop(c.L), panel: k)))
+            }
+        }
+        try LinePlot(panels: panels).writePNG(to: path)
+        return 0
     }
 
     /// Calls the Lua value stored under `key` in the options table (index 1) with arguments

@@ -12,9 +12,11 @@ public final class Conv2d: Module {
     public let bias: Tensor?
 
     /// - Parameters: sizes are one value (square) or `[h, w]`. Initialised like PyTorch's default
-    ///   (kaiming_uniform with a = sqrt(5)); models re-initialise as torchvision does.
+    ///   (kaiming_uniform with a = sqrt(5)) unless `initialize` is false (weights stay zero: for
+    ///   models that initialise their own way or load a checkpoint next).
     public init(_ inChannels: Int, _ outChannels: Int, kernelSize: [Int], stride: [Int] = [1], padding: [Int] = [0],
-                dilation: [Int] = [1], groups: Int = 1, bias: Bool = true, generator: Generator = .default) throws {
+                dilation: [Int] = [1], groups: Int = 1, bias: Bool = true, initialize: Bool = true,
+                generator: Generator = .default) throws {
         func pair(_ v: [Int], _ what: String, min: Int) throws -> [Int] {
             guard v.count == 1 || v.count == 2, v.allSatisfy({ $0 >= min }) else {
                 throw TensorError("Conv2d", "\(what) must be one or two integers >= \(min), got \(v)")
@@ -37,13 +39,14 @@ public final class Conv2d: Module {
         super.init()
         registerParameter("weight", weight)
         if let b = self.bias { registerParameter("bias", b) }
-        Init.torchDefault(weight: weight, bias: self.bias, generator: generator)
+        if initialize { Init.torchDefault(weight: weight, bias: self.bias, generator: generator) }
     }
 
     public convenience init(_ inChannels: Int, _ outChannels: Int, kernelSize: Int, stride: Int = 1, padding: Int = 0,
-                            dilation: Int = 1, groups: Int = 1, bias: Bool = true, generator: Generator = .default) throws {
+                            dilation: Int = 1, groups: Int = 1, bias: Bool = true, initialize: Bool = true,
+                            generator: Generator = .default) throws {
         try self.init(inChannels, outChannels, kernelSize: [kernelSize], stride: [stride], padding: [padding],
-                      dilation: [dilation], groups: groups, bias: bias, generator: generator)
+                      dilation: [dilation], groups: groups, bias: bias, initialize: initialize, generator: generator)
     }
 
     public override func forward(_ x: Tensor) throws -> Tensor {
@@ -66,10 +69,10 @@ public final class Conv2d: Module {
 public final class Conv2dNormActivation: Sequential {
     public init(_ inChannels: Int, _ outChannels: Int, kernelSize: Int = 3, stride: Int = 1, padding: Int? = nil,
                 groups: Int = 1, dilation: Int = 1, norm: BatchNorm2d.Settings? = .init(),
-                activation: (() -> Module)? = { ReLU(inplace: true) }, generator: Generator = .default) throws {
+                activation: (() -> Module)? = { ReLU(inplace: true) }, initialize: Bool = true, generator: Generator = .default) throws {
         let pad = padding ?? (kernelSize - 1) / 2 * dilation
         var layers: [Module] = [try Conv2d(inChannels, outChannels, kernelSize: kernelSize, stride: stride, padding: pad,
-                                           dilation: dilation, groups: groups, bias: norm == nil, generator: generator)]
+                                           dilation: dilation, groups: groups, bias: norm == nil, initialize: initialize, generator: generator)]
         if let norm { layers.append(try BatchNorm2d(outChannels, settings: norm)) }
         if let activation { layers.append(activation()) }
         super.init(layers)

@@ -42,6 +42,7 @@ public final class MBConv: Module {
     public let block: Sequential
     public let stochasticDepth: StochasticDepth
 
+    /// Layers are created uninitialised (zero weights); the model initialises them.
     public init(_ cnf: MBConvConfig, stochasticDepthProb: Double, norm: BatchNorm2d.Settings = .init(), generator: Generator = .default) throws {
         guard cnf.stride == 1 || cnf.stride == 2 else { throw TensorError("MBConv", "illegal stride value \(cnf.stride)") }
         config = cnf
@@ -49,13 +50,13 @@ public final class MBConv: Module {
         var layers: [Module] = []
         let expanded = MBConvConfig.adjustChannels(cnf.inputChannels, cnf.expandRatio)
         if expanded != cnf.inputChannels {
-            layers.append(try Conv2dNormActivation(cnf.inputChannels, expanded, kernelSize: 1, norm: norm, activation: { SiLU(inplace: true) }, generator: generator))
+            layers.append(try Conv2dNormActivation(cnf.inputChannels, expanded, kernelSize: 1, norm: norm, activation: { SiLU(inplace: true) }, initialize: false, generator: generator))
         }
         layers.append(try Conv2dNormActivation(expanded, expanded, kernelSize: cnf.kernel, stride: cnf.stride, groups: expanded, norm: norm,
-                                               activation: { SiLU(inplace: true) }, generator: generator))
+                                               activation: { SiLU(inplace: true) }, initialize: false, generator: generator))
         let squeeze = max(1, cnf.inputChannels / 4)
-        layers.append(try SqueezeExcitation(expanded, squeeze, activation: SiLU(inplace: true), generator: generator))
-        layers.append(try Conv2dNormActivation(expanded, cnf.outChannels, kernelSize: 1, norm: norm, activation: nil, generator: generator))
+        layers.append(try SqueezeExcitation(expanded, squeeze, activation: SiLU(inplace: true), initialize: false, generator: generator))
+        layers.append(try Conv2dNormActivation(expanded, cnf.outChannels, kernelSize: 1, norm: norm, activation: nil, initialize: false, generator: generator))
         block = Sequential(layers)
         stochasticDepth = try StochasticDepth(p: stochasticDepthProb, mode: .row)
         super.init()
@@ -129,7 +130,10 @@ public final class EfficientNet: Module {
         set { registerModule("classifier", newValue) }
     }
 
-    public init(_ config: Config = .init(), generator: Generator = .default) throws {
+    /// - Parameters:
+    ///   - initialize: false leaves every weight zero (cheap; for loading a checkpoint next).
+    ///   - generator: source of the initial weights.
+    public init(_ config: Config = .init(), initialize: Bool = true, generator: Generator = .default) throws {
         guard config.classes > 0 else { throw TensorError("EfficientNet", "classes must be positive, got \(config.classes)") }
         guard config.widthMult > 0, config.depthMult > 0 else {
             throw TensorError("EfficientNet", "width and depth multipliers must be positive, got \(config.widthMult), \(config.depthMult)")
@@ -141,7 +145,7 @@ public final class EfficientNet: Module {
         self.config = config
         let stages = config.stages
         var layers: [Module] = [try Conv2dNormActivation(config.inputChannels, stages[0].inputChannels, kernelSize: 3, stride: 2,
-                                                         norm: config.norm, activation: { SiLU(inplace: true) }, generator: generator)]
+                                                         norm: config.norm, activation: { SiLU(inplace: true) }, initialize: false, generator: generator)]
         let totalBlocks = stages.reduce(0) { $0 + $1.numLayers }
         var blockID = 0
         for cnf in stages {
@@ -157,17 +161,17 @@ public final class EfficientNet: Module {
         }
         let lastIn = stages[stages.count - 1].outChannels
         lastChannel = config.lastChannel ?? 4 * lastIn
-        layers.append(try Conv2dNormActivation(lastIn, lastChannel, kernelSize: 1, norm: config.norm, activation: { SiLU(inplace: true) }, generator: generator))
+        layers.append(try Conv2dNormActivation(lastIn, lastChannel, kernelSize: 1, norm: config.norm, activation: { SiLU(inplace: true) }, initialize: false, generator: generator))
         super.init()
         registerModule("features", Sequential(layers))
         registerModule("avgpool", AdaptiveAvgPool2d(1))
-        registerModule("classifier", Sequential(try Dropout(p: config.dropout, inplace: true), try Linear(lastChannel, config.classes, generator: generator)))
-        resetParameters(generator: generator)
+        registerModule("classifier", Sequential(try Dropout(p: config.dropout, inplace: true), try Linear(lastChannel, config.classes, initialize: false, generator: generator)))
+        if initialize { resetParameters(generator: generator) }
     }
 
     /// `efficientnet_b0` ... `efficientnet_b7` with `classes` outputs.
-    public convenience init(variant n: Int, classes: Int = 1000, generator: Generator = .default) throws {
-        try self.init(Config.variant(n, classes: classes), generator: generator)
+    public convenience init(variant n: Int, classes: Int = 1000, initialize: Bool = true, generator: Generator = .default) throws {
+        try self.init(Config.variant(n, classes: classes), initialize: initialize, generator: generator)
     }
 
     /// torchvision's initialisation: convs kaiming_normal(fan_out) with zero bias, BatchNorm

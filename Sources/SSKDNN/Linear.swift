@@ -2,13 +2,14 @@
 
 import SSKDTensor
 
-/// `nn.Linear`: `y = x W^T + b`. Initialised like PyTorch's default (U(+-1/sqrt(in)) for both).
+/// `nn.Linear`: `y = x W^T + b`. Initialised like PyTorch's default (U(+-1/sqrt(in)) for both)
+/// unless `initialize` is false.
 public final class Linear: Module {
     public let inFeatures: Int, outFeatures: Int
     public let weight: Tensor
     public let bias: Tensor?
 
-    public init(_ inFeatures: Int, _ outFeatures: Int, bias: Bool = true, generator: Generator = .default) throws {
+    public init(_ inFeatures: Int, _ outFeatures: Int, bias: Bool = true, initialize: Bool = true, generator: Generator = .default) throws {
         guard inFeatures > 0, outFeatures > 0 else {
             throw TensorError("Linear", "in_features and out_features must be positive, got \(inFeatures), \(outFeatures)")
         }
@@ -18,7 +19,7 @@ public final class Linear: Module {
         super.init()
         registerParameter("weight", weight)
         if let b = self.bias { registerParameter("bias", b) }
-        Init.torchDefault(weight: weight, bias: self.bias, generator: generator)
+        if initialize { Init.torchDefault(weight: weight, bias: self.bias, generator: generator) }
     }
 
     public override func forward(_ x: Tensor) throws -> Tensor { try linear(x, weight, bias: bias) }

@@ -26,6 +26,7 @@ public final class InvertedResidual: Module {
     public let useResConnect: Bool
     public let conv: Sequential
 
+    /// Layers are created uninitialised (zero weights); the model initialises them.
     public init(_ inChannels: Int, _ outChannels: Int, stride: Int, expandRatio: Int, norm: BatchNorm2d.Settings = .init(),
                 generator: Generator = .default) throws {
         guard stride == 1 || stride == 2 else { throw TensorError("InvertedResidual", "stride should be 1 or 2 instead of \(stride)") }
@@ -35,10 +36,10 @@ public final class InvertedResidual: Module {
         useResConnect = stride == 1 && inChannels == outChannels
         var layers: [Module] = []
         if expandRatio != 1 {
-            layers.append(try Conv2dNormActivation(inChannels, hidden, kernelSize: 1, norm: norm, activation: { ReLU6(inplace: true) }, generator: generator))
+            layers.append(try Conv2dNormActivation(inChannels, hidden, kernelSize: 1, norm: norm, activation: { ReLU6(inplace: true) }, initialize: false, generator: generator))
         }
-        layers.append(try Conv2dNormActivation(hidden, hidden, stride: stride, groups: hidden, norm: norm, activation: { ReLU6(inplace: true) }, generator: generator))
-        layers.append(try Conv2d(hidden, outChannels, kernelSize: 1, bias: false, generator: generator))
+        layers.append(try Conv2dNormActivation(hidden, hidden, stride: stride, groups: hidden, norm: norm, activation: { ReLU6(inplace: true) }, initialize: false, generator: generator))
+        layers.append(try Conv2d(hidden, outChannels, kernelSize: 1, bias: false, initialize: false, generator: generator))
         layers.append(try BatchNorm2d(outChannels, settings: norm))
         conv = Sequential(layers)
         super.init()
@@ -84,7 +85,10 @@ public final class MobileNetV2: Module {
         set { registerModule("classifier", newValue) }
     }
 
-    public init(_ config: Config = .init(), generator: Generator = .default) throws {
+    /// - Parameters:
+    ///   - initialize: false leaves every weight zero (cheap; for loading a checkpoint next).
+    ///   - generator: source of the initial weights.
+    public init(_ config: Config = .init(), initialize: Bool = true, generator: Generator = .default) throws {
         guard config.classes > 0 else { throw TensorError("MobileNetV2", "classes must be positive, got \(config.classes)") }
         guard config.widthMult > 0 else { throw TensorError("MobileNetV2", "width multiplier must be positive, got \(config.widthMult)") }
         guard config.inputChannels > 0 else { throw TensorError("MobileNetV2", "input channels must be positive, got \(config.inputChannels)") }
@@ -96,7 +100,7 @@ public final class MobileNetV2: Module {
         var inputChannel = makeDivisible(32 * config.widthMult, config.roundNearest)
         lastChannel = makeDivisible(1280 * max(1.0, config.widthMult), config.roundNearest)
         var features: [Module] = [try Conv2dNormActivation(config.inputChannels, inputChannel, stride: 2, norm: config.norm,
-                                                           activation: { ReLU6(inplace: true) }, generator: generator)]
+                                                           activation: { ReLU6(inplace: true) }, initialize: false, generator: generator)]
         for row in config.setting {
             let (t, c, n, s) = (row[0], row[1], row[2], row[3])
             let out = makeDivisible(Double(c) * config.widthMult, config.roundNearest)
@@ -106,11 +110,11 @@ public final class MobileNetV2: Module {
             }
         }
         features.append(try Conv2dNormActivation(inputChannel, lastChannel, kernelSize: 1, norm: config.norm,
-                                                 activation: { ReLU6(inplace: true) }, generator: generator))
+                                                 activation: { ReLU6(inplace: true) }, initialize: false, generator: generator))
         super.init()
         registerModule("features", Sequential(features))
-        registerModule("classifier", Sequential(try Dropout(p: config.dropout), try Linear(lastChannel, config.classes, generator: generator)))
-        resetParameters(generator: generator)
+        registerModule("classifier", Sequential(try Dropout(p: config.dropout), try Linear(lastChannel, config.classes, initialize: false, generator: generator)))
+        if initialize { resetParameters(generator: generator) }
     }
 
     /// torchvision's initialisation: convs kaiming_normal(fan_out) with zero bias, BatchNorm

@@ -57,13 +57,13 @@ public final class BatchNorm2d: Module {
         guard x.dim == 4, x.shape[1] == numFeatures else {
             throw TensorError("BatchNorm2d", "expected input [N, \(numFeatures), H, W], got \(x.shape)")
         }
-        var factor = Float(settings.momentum ?? 0)
-        if training {
-            numBatchesTracked.data[0] += 1
-            if settings.momentum == nil { factor = 1 / numBatchesTracked.data[0] }
-        }
-        return try batchNorm2d(x, runningMean: runningMean, runningVar: runningVar, weight: weight, bias: bias,
-                               training: training, momentum: factor, eps: Float(settings.eps))
+        // The counter advances only when the step succeeds; the cumulative-average factor uses
+        // the count including this batch.
+        let factor = settings.momentum.map(Float.init) ?? 1 / (numBatchesTracked.data[0] + 1)
+        let y = try batchNorm2d(x, runningMean: runningMean, runningVar: runningVar, weight: weight, bias: bias,
+                                training: training, momentum: factor, eps: Float(settings.eps))
+        if training { numBatchesTracked.data[0] += 1 }
+        return y
     }
 
     public override var extraRepr: String {

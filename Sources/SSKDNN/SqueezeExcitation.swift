@@ -11,11 +11,11 @@ public final class SqueezeExcitation: Module {
     public let activation: Module, scaleActivation: Module
 
     public init(_ inputChannels: Int, _ squeezeChannels: Int, activation: Module = ReLU(), scaleActivation: Module = Sigmoid(),
-                generator: Generator = .default) throws {
+                initialize: Bool = true, generator: Generator = .default) throws {
         self.inputChannels = inputChannels; self.squeezeChannels = squeezeChannels
         avgpool = AdaptiveAvgPool2d(1)
-        fc1 = try Conv2d(inputChannels, squeezeChannels, kernelSize: 1, generator: generator)
-        fc2 = try Conv2d(squeezeChannels, inputChannels, kernelSize: 1, generator: generator)
+        fc1 = try Conv2d(inputChannels, squeezeChannels, kernelSize: 1, initialize: initialize, generator: generator)
+        fc2 = try Conv2d(squeezeChannels, inputChannels, kernelSize: 1, initialize: initialize, generator: generator)
         self.activation = activation; self.scaleActivation = scaleActivation
         super.init()
         registerModule("avgpool", avgpool)

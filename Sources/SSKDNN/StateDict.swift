@@ -48,6 +48,15 @@ public struct StateDict: Sequence {
         }
     }
 
+    /// A deep copy (own storage for every tensor), e.g. to keep the best weights of a run
+    /// while training continues.
+    public func copy() -> StateDict {
+        var out = StateDict()
+        out.metadata = metadata
+        for k in keys { if let t = tensors[k] { out.set(k, withNoGrad { t.detach().clone() }, dtype: dtype(k)) } }
+        return out
+    }
+
     /// Total number of elements.
     public var elementCount: Int { tensors.values.reduce(0) { $0 + $1.count } }
 }

@@ -35,7 +35,7 @@ public struct ModelSummary: CustomStringConvertible {
     public var totalMACs: Int { rows.reduce(0) { $0 + $1.macs } }
 
     public var description: String {
-        let w0 = max(24, rows.map { $0.name.count + $0.type.count + 3 }.max() ?? 0)
+        let w0 = max(24, rows.map { $0.name.count + $0.type.count + 5 }.max() ?? 0)   // "name (type)" + 2 spaces
         func pad(_ s: String, _ w: Int, left: Bool = false) -> String {
             s.count >= w ? s : (left ? String(repeating: " ", count: w - s.count) + s : s + String(repeating: " ", count: w - s.count))
         }

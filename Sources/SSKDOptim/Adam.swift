@@ -55,19 +55,23 @@ public class Adam: Optimizer {
         let sign: Float = group.maximize ? -1 : 1
         let decoupled = decoupledWeightDecay
         let mp = m.data, vp = v.data
+        let vm = vmaxT?.data
         let lerpLow = w1 < 0.5
-        for i in 0..<n {
-            var g = sign * gr[i]
-            if wd != 0 {
-                if decoupled { w[i] *= decay } else { g += wd * w[i] }
+        // Elementwise and independent: split across threads in large chunks.
+        parallelFor(n, grain: 1 << 15) { r in
+            for i in r {
+                var g = sign * gr[i]
+                if wd != 0 {
+                    if decoupled { w[i] *= decay } else { g += wd * w[i] }
+                }
+                // torch.lerp's two-sided formula keeps it exact at both ends.
+                mp[i] = lerpLow ? mp[i] + w1 * (g - mp[i]) : g - (g - mp[i]) * (1 - w1)
+                vp[i] = vp[i] * b2 + w2 * (g * g)
+                var second = vp[i]
+                if let vm { vm[i] = Swift.max(vm[i], vp[i]); second = vm[i] }
+                let denom = second.squareRoot() / bc2Sqrt + eps
+                w[i] += -stepSize * (mp[i] / denom)
             }
-            // torch.lerp's two-sided formula keeps it exact at both ends.
-            mp[i] = lerpLow ? mp[i] + w1 * (g - mp[i]) : g - (g - mp[i]) * (1 - w1)
-            vp[i] = vp[i] * b2 + w2 * (g * g)
-            var second = vp[i]
-            if let vm = vmaxT?.data { vm[i] = Swift.max(vm[i], vp[i]); second = vm[i] }
-            let denom = second.squareRoot() / bc2Sqrt + eps
-            w[i] += -stepSize * (mp[i] / denom)
         }
     }
 }

@@ -87,6 +87,19 @@ open class Optimizer {
         state = groups.map { $0.params.map { _ in ParamState() } }
     }
 
+    /// Adds a parameter group (PyTorch's `add_param_group`), e.g. to unfreeze a backbone later.
+    public func addParamGroup(_ group: ParamGroup) throws {
+        let known = Set(paramGroups.flatMap { $0.params.map(ObjectIdentifier.init) })
+        guard group.params.allSatisfy({ !known.contains(ObjectIdentifier($0)) }) else {
+            throw TensorError("optimizer", "some parameters appear in more than one parameter group")
+        }
+        guard group.lr >= 0, group.lr.isFinite, group.weightDecay >= 0 else {
+            throw TensorError("optimizer", "invalid learning rate \(group.lr) or weight decay \(group.weightDecay)")
+        }
+        paramGroups.append(group)
+        state.append(group.params.map { _ in ParamState() })
+    }
+
     /// Clears every parameter's gradient (PyTorch's default `set_to_none=True`).
     public func zeroGrad() { for g in paramGroups { for p in g.params { p.grad = nil } } }
 

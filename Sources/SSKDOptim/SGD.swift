@@ -35,7 +35,7 @@ public final class SGD: Optimizer {
         let lr = Float(group.lr), sign: Float = group.maximize ? -1 : 1
         state.step += 1
         if group.momentum == 0 {
-            for i in 0..<n { let g = sign * gr[i] + wd * w[i]; w[i] -= lr * g }
+            parallelFor(n, grain: 1 << 15) { r in for i in r { let g = sign * gr[i] + wd * w[i]; w[i] -= lr * g } }
             return
         }
         let first = state.buffers["momentum_buffer"] == nil
@@ -43,12 +43,14 @@ public final class SGD: Optimizer {
         state.buffers["momentum_buffer"] = buf
         let b = buf.data
         let nesterov = group.nesterov
-        for i in 0..<n {
-            var g = sign * gr[i]
-            if wd != 0 { g += wd * w[i] }
-            b[i] = first ? g : mom * b[i] + damp * g
-            g = nesterov ? g + mom * b[i] : b[i]
-            w[i] -= lr * g
+        parallelFor(n, grain: 1 << 15) { r in
+            for i in r {
+                var g = sign * gr[i]
+                if wd != 0 { g += wd * w[i] }
+                b[i] = first ? g : mom * b[i] + damp * g
+                g = nesterov ? g + mom * b[i] : b[i]
+                w[i] -= lr * g
+            }
         }
     }
 }

@@ -207,6 +207,17 @@ extension Tensor {
     public func lt(_ s: Float) -> Tensor { unaryMap(self) { $0 < s ? 1 : 0 } }
     public func le(_ s: Float) -> Tensor { unaryMap(self) { $0 <= s ? 1 : 0 } }
 
+    /// Whether `|self - other| <= atol + rtol * |other|` everywhere (shapes broadcast), like
+    /// `torch.allclose`. NaNs compare equal only with `equalNaN`.
+    public func allclose(_ other: Tensor, rtol: Float = 1e-5, atol: Float = 1e-8, equalNaN: Bool = false) throws -> Bool {
+        let ok = try broadcastBinary(self, other, op: "allclose") { x, y in
+            if x.isNaN || y.isNaN { return (equalNaN && x.isNaN && y.isNaN) ? 1 : 0 }
+            if x == y { return 1 }  // equal infinities
+            return Swift.abs(x - y) <= atol + rtol * Swift.abs(y) ? 1 : 0
+        }
+        return ok.toArray().allSatisfy { $0 == 1 }
+    }
+
     /// `condition != 0 ? a : b` elementwise, all three broadcast together, like `torch.where`.
     /// Differentiable in `a` and `b`; the condition is a constant.
     public static func `where`(_ condition: Tensor, _ a: Tensor, _ b: Tensor) throws -> Tensor {

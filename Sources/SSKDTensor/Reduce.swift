@@ -102,11 +102,17 @@ func reduceKernel(_ x: Tensor, _ axes: [Int], identity: Float, _ combine: (Float
         }
         return out
     }
-    for r in 0..<plan.rows {
-        let pi = p + plan.rowOffset(r, 0), po = o + plan.rowOffset(r, 1)
-        var acc = po[0]
-        for i in 0..<n { acc = combine(acc, pi[i]) }
-        po[0] = acc
+    // The innermost dim is reduced (e.g. [N, C, HW] over N and HW): each input row is reduced
+    // in parallel, then the row results are folded into their outputs in row order.
+    let rows = plan.rows
+    let partial = UnsafeMutablePointer<Float>.allocate(capacity: rows)
+    defer { partial.deallocate() }
+    parallelFor(rows, grain: max(1, 32768 / max(n, 1))) { rr in
+        for r in rr { partial[r] = reduceSpan(p + plan.rowOffset(r, 0), n, identity, combine) }
+    }
+    for r in 0..<rows {
+        let po = o + plan.rowOffset(r, 1)
+        po[0] = combine(po[0], partial[r])
     }
     return out
 }

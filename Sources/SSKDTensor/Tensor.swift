@@ -117,6 +117,13 @@ public final class Tensor {
     return a
 }
 
+/// Bytes of physical memory (0 when unknown). A tensor larger than this cannot be allocated, and
+/// asking for one must throw rather than die in the allocator.
+let physicalMemoryBytes: Int = {
+    let pages = sysconf(Int32(_SC_PHYS_PAGES)), size = sysconf(Int32(_SC_PAGESIZE))
+    return pages > 0 && size > 0 ? pages * size : 0
+}()
+
 func validateShape(_ shape: [Int], op: String) throws {
     for d in shape where d < 0 { throw TensorError(op, "negative dimension in shape \(fmt(shape))") }
     var total = 1
@@ -124,6 +131,9 @@ func validateShape(_ shape: [Int], op: String) throws {
         let (m, o) = total.multipliedReportingOverflow(by: d)
         guard !o && m <= (1 << 40) else { throw TensorError(op, "shape \(fmt(shape)) is too large") }
         total = m
+    }
+    if physicalMemoryBytes > 0 && total * MemoryLayout<Float>.stride > physicalMemoryBytes {
+        throw TensorError(op, "shape \(fmt(shape)) needs \(total * MemoryLayout<Float>.stride / (1 << 20)) MiB, more than this machine's memory")
     }
 }
 
@@ -209,6 +219,15 @@ extension Tensor {
         try validateShape(shape, op: "normal")
         let t = Tensor(shape)
         for i in 0..<t.count { t.data[i] = mean + std * generator.nextNormal() }
+        return t
+    }
+
+    /// The `n x n` identity matrix (`m` columns when given), like `torch.eye`.
+    public static func eye(_ n: Int, _ m: Int? = nil) throws -> Tensor {
+        let cols = m ?? n
+        try validateShape([n, cols], op: "eye")
+        let t = Tensor([n, cols])
+        for i in 0..<Swift.min(n, cols) { t.data[i * cols + i] = 1 }
         return t
     }
 

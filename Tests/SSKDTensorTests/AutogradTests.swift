@@ -1,3 +1,4 @@
+import Foundation
 import XCTest
 import SSKDTensor
 
@@ -167,5 +168,54 @@ final class GraphLifetimeTests: XCTestCase {
             XCTAssertEqual(y.gradFn?.name, "add")
         }
         XCTAssertNil(x.grad)
+    }
+}
+
+/// Grad mode is per thread and follows the caller into parallel workers.
+final class GradModeThreadTests: XCTestCase {
+    func testNoGradOnAnotherThreadDoesNotAffectThisOne() throws {
+        let started = DispatchSemaphore(value: 0), release = DispatchSemaphore(value: 0), done = DispatchSemaphore(value: 0)
+        Thread.detachNewThread {
+            withNoGrad {
+                started.signal()
+                release.wait()  // stay inside the no-grad scope while the main thread records
+            }
+            done.signal()
+        }
+        started.wait()
+        let x = try Tensor([1, 2]).requiringGrad()
+        let y = try (x * x).sum()
+        release.signal()
+        done.wait()
+        XCTAssertTrue(y.requiresGrad, "a no-grad scope on another thread must not disable recording here")
+        try y.backward()
+        assertClose(x.grad!, [2, 4])
+    }
+
+    func testParallelWorkersInheritTheCallersMode() {
+        var seen = [Bool](repeating: true, count: 64)
+        seen.withUnsafeMutableBufferPointer { buf in
+            let p = buf.baseAddress!
+            withNoGrad { parallelTasks(64) { i in p[i] = GradMode.isEnabled } }
+        }
+        XCTAssertTrue(seen.allSatisfy { !$0 })
+        XCTAssertTrue(GradMode.isEnabled)
+        seen.withUnsafeMutableBufferPointer { buf in
+            let p = buf.baseAddress!
+            parallelFor(64 * 4, grain: 4) { r in for i in r where i % 4 == 0 { p[i / 4] = GradMode.isEnabled } }
+        }
+        XCTAssertTrue(seen.allSatisfy { $0 })
+    }
+}
+
+final class RecordTests: XCTestCase {
+    func testRecordingAnOpThatReturnsItsInput() throws {
+        let x = try Tensor([1, 2]).requiringGrad()
+        let y = record(x, "identity", [x]) { g in [g] }
+        XCTAssertFalse(y === x)
+        XCTAssertTrue(x.isLeaf)
+        XCTAssertEqual(y.gradFn?.name, "identity")
+        try y.sum().backward()
+        assertClose(x.grad!, [1, 1])
     }
 }

@@ -54,6 +54,27 @@ final class DescriptionTests: XCTestCase {
             """)
     }
 
+    func testMoreLayouts() throws {
+        XCTAssertEqual(try ((Tensor.arange(2000) - 1000) / 8).description, """
+            tensor([-125.0000, -124.8750, -124.7500,  ...,  124.6250,  124.7500,
+                     124.8750])
+            """)
+        let ramp = try Tensor.arange(1600).toArray().map { (Float(Int($0) % 17) - 8) / 4 }
+        XCTAssertEqual(try Tensor(ramp, shape: [40, 40]).description, """
+            tensor([[-2.0000, -1.7500, -1.5000,  ..., -1.2500, -1.0000, -0.7500],
+                    [-0.5000, -0.2500,  0.0000,  ...,  0.2500,  0.5000,  0.7500],
+                    [ 1.0000,  1.2500,  1.5000,  ...,  1.7500,  2.0000, -2.0000],
+                    ...,
+                    [-1.7500, -1.5000, -1.2500,  ..., -1.0000, -0.7500, -0.5000],
+                    [-0.2500,  0.0000,  0.2500,  ...,  0.5000,  0.7500,  1.0000],
+                    [ 1.2500,  1.5000,  1.7500,  ...,  2.0000, -2.0000, -1.7500]])
+            """)
+        XCTAssertEqual(try Tensor.zeros([2, 2]).description, "tensor([[0., 0.],\n        [0., 0.]])")
+        XCTAssertEqual(try Tensor([-0.5, 123456]).description, "tensor([-5.0000e-01,  1.2346e+05])")
+        XCTAssertEqual(try Tensor([1e9, 2]).description, "tensor([1.0000e+09, 2.0000e+00])")
+        XCTAssertEqual(try Tensor.zeros([2, 3, 0]).description, "tensor([], size=(2, 3, 0))")
+    }
+
     func testAutogradSuffixes() throws {
         let x = try Tensor([1, 2]).requiringGrad()
         XCTAssertEqual(x.description, "tensor([1., 2.], requires_grad=True)")

@@ -1,3 +1,4 @@
+import Foundation
 import XCTest
 import SSKDTensor
 
@@ -154,5 +155,33 @@ final class ElementwiseGradTests: XCTestCase {
         assertClose(try a.maximum(b), [2, 2, 3, 4])
         assertClose(try a.minimum(b), [1, 2, 2, 2])
         XCTAssertTrue(try Tensor([.nan]).maximum(Tensor([1])).toArray()[0].isNaN)
+        XCTAssertTrue(try a.allclose(a.add(1e-6)))
+        XCTAssertFalse(try a.allclose(a.add(1e-3)))
+        XCTAssertTrue(try a.allclose(Tensor([1, 2, 3, 4]).reshape([2, 2])))
+        XCTAssertFalse(try Tensor([.nan]).allclose(Tensor([.nan])))
+        XCTAssertTrue(try Tensor([.nan, .infinity]).allclose(Tensor([.nan, .infinity]), equalNaN: true))
+        assertTensorError("allclose") { try a.allclose(Tensor([1, 2, 3])) }
+    }
+}
+
+/// exp and sigmoid against double-precision libm across the float range, edges included.
+final class ExpAccuracyTests: XCTestCase {
+    func testExpAcrossTheFloatRange() throws {
+        var xs: [Float] = stride(from: Float(-90), through: 90, by: 0.00731).map { $0 }
+        xs += [-.infinity, .infinity, -200, -103.9, -87.5, -87, 88, 88.5, 88.72, 88.73, 0, -0.0, 1e-30, -1e-30]
+        let y = try Tensor(xs).exp().toArray()
+        for (x, v) in zip(xs, y) {
+            let ref = Foundation.exp(Double(x))
+            if ref > Double(Float.greatestFiniteMagnitude) { XCTAssertEqual(v, .infinity, "exp(\(x))"); continue }
+            let err = Swift.abs(Double(v) - ref)
+            // 2 ulp relative, or the spacing of denormals near zero.
+            XCTAssertLessThanOrEqual(err, Swift.max(2.4e-7 * ref, 1.5e-45), "exp(\(x)) = \(v), expected \(ref)")
+        }
+        XCTAssertTrue(try Tensor([.nan, 1, 2, 3, 4, 5, 6, 7]).exp().toArray()[0].isNaN)
+        let s = try Tensor(xs.filter { $0.isFinite }).sigmoid().toArray()
+        for (x, v) in zip(xs.filter { $0.isFinite }, s) {
+            let ref = 1 / (1 + Foundation.exp(-Double(x)))
+            XCTAssertLessThanOrEqual(Swift.abs(Double(v) - ref), Swift.max(3e-7 * ref, 1.5e-45), "sigmoid(\(x))")
+        }
     }
 }

@@ -87,6 +87,11 @@ final class ErrorTests: XCTestCase {
         assertTensorError("reshape", "invalid") { try a.reshape([-2, -3]) }
         assertTensorError("reshape") { try a.reshape([4, -1]) }
         assertTensorError("reshape") { try a.view([7]) }
+        assertTensorError("reshape", "too large") { try a.reshape([Int.max, 2, -1]) }
+        assertTensorError("reshape", "too large") { try a.reshape([Int.max, 4]) }
+        assertTensorError("expand", "too large") { try Tensor.zeros([1]).expand([1 << 40, 1 << 40]) }
+        assertTensorError("narrow") { try a.narrow(1, start: 1, length: Int.max) }
+        XCTAssertEqual(try a.chunk(Int.max, dim: 1).count, 3)
         assertTensorError("expand", "[2, 3]") { try a.expand([2, 4]) }
         assertTensorError("expand") { try a.expand([3]) }
         assertTensorError("expand") { try a.expand([-1, 2, 3]) }
@@ -119,7 +124,10 @@ final class ErrorTests: XCTestCase {
         assertTensorError("cross_entropy", "class index") { try logits.crossEntropy(Tensor([0, 1.5])) }
         assertTensorError("cross_entropy", "target shape") { try logits.crossEntropy(Tensor([0, 1, 2])) }
         assertTensorError("cross_entropy", "target shape") { try logits.crossEntropy(Tensor.zeros([3, 2])) }
-        assertTensorError("cross_entropy", "[N, C]") { try Tensor.zeros([2, 3, 4]).crossEntropy(Tensor([0, 1])) }
+        assertTensorError("cross_entropy", "[N, C]") { try Tensor.scalar(1).crossEntropy(Tensor.scalar(0)) }
+        assertTensorError("cross_entropy", "target shape") { try Tensor.zeros([2, 3, 4]).crossEntropy(Tensor([0, 1])) }
+        assertTensorError("cross_entropy", "target shape") { try Tensor.zeros([3]).crossEntropy(Tensor([0, 1])) }
+        assertTensorError("cross_entropy", "class index") { try Tensor.zeros([3]).crossEntropy(Tensor.scalar(3)) }
         assertTensorError("cross_entropy", "label_smoothing") { try logits.crossEntropy(Tensor([0, 1]), labelSmoothing: 1.5) }
         assertTensorError("cross_entropy", "batchmean") { try logits.crossEntropy(Tensor([0, 1]), reduction: .batchmean) }
         assertTensorError("cross_entropy", "empty") { try Tensor.zeros([0, 3]).crossEntropy(Tensor.zeros([0])) }
@@ -153,6 +161,11 @@ final class ErrorTests: XCTestCase {
         assertTensorError("full", "negative") { try Tensor.full([-3], 1) }
         assertTensorError("full") { try Tensor.ones([-1]) }
         assertTensorError("zeros", "too large") { try Tensor.zeros([1 << 30, 1 << 30, 1 << 30]) }
+        // Larger than physical memory: a thrown error, not a dead allocator.
+        assertTensorError("zeros", "memory") { try Tensor.zeros([1 << 39]) }
+        assertTensorError("add", "memory") { try Tensor.zeros([1 << 20, 1]) + Tensor.zeros([1 << 20]) }
+        assertTensorError("matmul", "memory") { try Tensor.zeros([1 << 19, 1]).matmul(Tensor.zeros([1, 1 << 19])) }
+        assertTensorError("expand", "memory") { try Tensor.zeros([1]).expand([1 << 38]) }
         assertTensorError("tensor", "do not fill") { try Tensor([1, 2, 3], shape: [2, 2]) }
         assertTensorError("tensor", "negative") { try Tensor([], shape: [-1, 0]) }
         assertTensorError("tensor", "different lengths") { try Tensor(rows: [[1, 2], [3]]) }

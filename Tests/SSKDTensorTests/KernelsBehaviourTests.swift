@@ -135,6 +135,28 @@ final class KernelsBehaviourTests: XCTestCase {
         assertError("adaptive_avg_pool2d") { try adaptiveAvgPool2d(x, outputSize: [1, 2, 3]) }
     }
 
+    func testVectorExpAndSigmoidAccuracy() throws {
+        var worst: Float = 0
+        var x: Float = -87
+        while x < 88 {
+            var v = SIMD8<Float>()
+            for l in 0..<8 { v[l] = x + Float(l) * 0.0137 }
+            let e = exp8(v)
+            for l in 0..<8 { worst = Swift.max(worst, Swift.abs(e[l] / expf(v[l]) - 1)) }
+            x += 0.1
+        }
+        XCTAssertLessThan(worst, 1e-6, "exp8 relative error")
+        let s = sigmoid8(SIMD8<Float>(-200, -90, -20, -1, 0, 1, 20, 200))
+        let want: [Float] = [0, 0, 2.0611537e-9, 0.26894143, 0.5, 0.7310586, 1, 1]
+        for l in 0..<8 { XCTAssertEqual(s[l], want[l], accuracy: 1e-7 + 1e-6 * want[l]) }
+        XCTAssertTrue(exp8(SIMD8<Float>(repeating: .nan))[0].isNaN)
+        let big = try Tensor([-1000, 1000, -3, 3, 6, .infinity], shape: [6])
+        let silu = try big.silu().toArray(), want2: [Float] = [0, 1000, -0.14227763, 2.8577223, 5.985164, .infinity]
+        for (a, b) in zip(silu, want2) { XCTAssertTrue(a == b || Swift.abs(a - b) <= 1e-6 * Swift.max(1, Swift.abs(b)), "silu \(silu)") }
+        XCTAssertEqual(try big.hardswish().toArray(), [0, 1000, 0, 3, 6, .infinity])
+        XCTAssertEqual(try big.relu6().toArray(), [0, 6, 0, 3, 6, 6])
+    }
+
     func testUnbatchedConvAndMaxPoolNaN() throws {
         let x = try Tensor.randn([3, 6, 6], generator: Generator(seed: 5))
         let w = try Tensor.randn([2, 3, 3, 3], generator: Generator(seed: 6))

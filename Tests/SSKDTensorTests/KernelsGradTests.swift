@@ -32,7 +32,9 @@ final class KernelsGradTests: XCTestCase {
     }
 
     func testConvPointwise() throws {
-        try conv([2, 5, 4, 3], [6, 5, 1, 1], bias: true)
+        try conv([2, 5, 4, 3], [6, 5, 1, 1], bias: true)                  // batched GEMM (small map)
+        try conv([2, 2, 17, 16], [3, 2, 1, 1], bias: true)                // one GEMM per image (HW > 256)
+        try conv([1, 3, 4, 4], [2, 3, 1, 1], bias: false)                 // single image
         try conv([1, 4, 5, 5], [3, 4, 1, 1], bias: false, stride: [2])
         try conv([1, 4, 3, 3], [2, 4, 1, 1], bias: true, padding: [1])
     }
@@ -51,6 +53,9 @@ final class KernelsGradTests: XCTestCase {
         try conv([1, 2, 7, 8], [2, 1, 3, 3], bias: false, stride: [2], padding: [0, 1, 0, 1], groups: 2)  // TF-style asymmetric
         try conv([1, 2, 7, 9], [4, 1, 3, 3], bias: true, padding: [2], dilation: [2], groups: 2)   // multiplier 2, dilation
         try conv([1, 2, 6, 7], [2, 1, 2, 4], bias: true, stride: [1, 3], padding: [1, 2, 0, 3], groups: 2) // generic kernel
+        // Small maps (<= 64 outputs) run eight channels per vector: 11 = one full and one partial block.
+        try conv([2, 11, 4, 5], [11, 1, 3, 3], bias: true, padding: [1], groups: 11)
+        try conv([1, 9, 5, 5], [9, 1, 5, 5], bias: false, stride: [2], padding: [2], groups: 9)
     }
 
     // MARK: batch norm

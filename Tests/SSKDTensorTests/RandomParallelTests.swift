@@ -70,7 +70,8 @@ final class RandomParallelTests: XCTestCase {
             [try (x + y).toArray(), x.exp().toArray(), try (m * bias).toArray(),
              [try x.sum().item(), try x.mean().item(), try x.max().item(), try x.variance().item()],
              try m.sum(0).toArray(), try m.sum(1).toArray(), try m.max(0).toArray(),
-             try m.softmax(1).toArray(), try m.logsumexp(0).toArray(), try m.t().toArray()]
+             try m.softmax(1).toArray(), try m.logsumexp(0).toArray(), try m.t().toArray(),
+             try x.reshape([64, 128, 256]).sum([0, 2]).toArray(), try x.reshape([64, 128, 256]).mean([0, 1]).toArray()]
         }
         try Runtime.setThreads(1)
         XCTAssertEqual(Runtime.threads, 1)

@@ -39,6 +39,16 @@ final class ReduceGradTests: XCTestCase {
         }
     }
 
+    func testSumToGrad() throws {
+        let x = leaf([2, 3, 4], seed: 104)
+        for target in [[3, 4], [1, 4], [3, 1], [2, 1, 4], [1], [], [2, 3, 4]] {
+            assertGradcheck([x], "sum_to \(target)") { try $0[0].sumTo(target) }
+            XCTAssertEqual(try x.sumTo(target).shape, target)
+        }
+        assertTensorError("sum_to") { try x.sumTo([2, 4]) }
+        assertTensorError("sum_to") { try x.sumTo([5, 2, 3, 4]) }
+    }
+
     func testReductionsOnScalarTensors() throws {
         let s = leaf([], seed: 103)
         assertGradcheck([s], "sum 0-dim") { try $0[0].sum() }

@@ -35,6 +35,8 @@ final class ShapeOpsGradTests: XCTestCase {
         let x = leaf([3, 1], seed: 505)
         assertGradcheck([x], "expand new leading dim") { try $0[0].expand([2, 3, 4]) }
         assertGradcheck([x], "expand -1") { try $0[0].expand([-1, 5]) }
+        assertGradcheck([x], "expand to own shape") { try $0[0].expand([3, 1]) }
+        XCTAssertTrue(try x.expand([3, -1]).isLeaf, "expanding to the same shape must not record self as its own input")
         let s = leaf([], seed: 506)
         assertGradcheck([s], "expand 0-dim") { try $0[0].expand([2, 2]) }
     }
@@ -91,6 +93,50 @@ final class ShapeOpsGradTests: XCTestCase {
         XCTAssertEqual(try Tensor.scalar(5).gather(0, Tensor.scalar(0)).item(), 5)
         XCTAssertEqual(try x.size(-1), 4)
         XCTAssertEqual(x.strides, [4, 1])
+    }
+
+    func testLargePermutesMatchIndexing() throws {
+        // Large enough for the tiled transpose path, with edges that are not multiples of the tile.
+        let x = try Tensor.arange(0, 3 * 40 * 50).reshape([3, 40, 50])
+        for perm in [[2, 0, 1], [0, 2, 1], [1, 2, 0], [2, 1, 0], [1, 0, 2]] {
+            let y = try x.permute(perm)
+            XCTAssertEqual(y.shape, perm.map { x.shape[$0] })
+            let ys = y.strides
+            var ok = true
+            for i in 0..<3 { for j in 0..<40 { for k in 0..<50 {
+                let src = [i, j, k]
+                let off = perm.enumerated().reduce(0) { $0 + src[$1.element] * ys[$1.offset] }
+                if y.data[off] != Float((i * 40 + j) * 50 + k) { ok = false }
+            } } }
+            XCTAssertTrue(ok, "permute \(perm)")
+        }
+        let m = try Tensor.randn([37, 70], generator: Generator(seed: 520))
+        let mt = try m.t()
+        for i in 0..<37 { for j in 0..<70 { XCTAssertEqual(try mt.value(at: [j, i]), try m.value(at: [i, j])) } }
+        let g = leaf([20, 33], seed: 521)
+        try (g.t() * Tensor.arange(0, 660).reshape([33, 20])).sum().backward()
+        for i in 0..<20 { for j in 0..<33 { XCTAssertEqual(try g.grad!.value(at: [i, j]), Float(j * 20 + i)) } }
+    }
+
+    func testSplitChunkEye() throws {
+        let x = try Tensor.arange(0, 10).reshape([5, 2])
+        let parts = try x.split(2)
+        XCTAssertEqual(parts.map { $0.shape }, [[2, 2], [2, 2], [1, 2]])
+        assertClose(parts[2], [8, 9])
+        XCTAssertEqual(try x.chunk(2, dim: 0).map { $0.shape[0] }, [3, 2])
+        XCTAssertEqual(try x.chunk(2, dim: -1).map { $0.shape }, [[5, 1], [5, 1]])
+        XCTAssertEqual(try x.chunk(8).count, 5)
+        let g = leaf([5, 2], seed: 530)
+        assertGradcheck([g], "split then cat") { xs in
+            let p = try xs[0].split(2)
+            return try Tensor.cat([p[2], p[0].mul(2)], dim: 0)
+        }
+        assertClose(try Tensor.eye(2), [1, 0, 0, 1], shape: [2, 2])
+        assertClose(try Tensor.eye(2, 3), [1, 0, 0, 0, 1, 0], shape: [2, 3])
+        assertTensorError("split") { try x.split(0) }
+        assertTensorError("split") { try x.split(1, dim: 2) }
+        assertTensorError("chunk") { try x.chunk(0) }
+        assertTensorError("eye") { try Tensor.eye(-1) }
     }
 
     func testReshapeIsAViewOtherOpsCopy() throws {

@@ -48,6 +48,27 @@ final class SoftmaxLossGradTests: XCTestCase {
         assertGradcheck([logits, softLeaf], "ce soft wrt target") { try $0[0].crossEntropy($0[1], labelSmoothing: 0.2) }
     }
 
+    func testCrossEntropyUnbatchedAndSpatial() throws {
+        // [N, C, H, W] logits with [N, H, W] indices equal the flattened [N*H*W, C] form.
+        let x = leaf([2, 3, 2, 2], seed: 610, low: -2, high: 2)
+        let labels = try Tensor([0, 2, 1, 1, 2, 0, 0, 1], shape: [2, 2, 2])
+        let flat = try x.permute([0, 2, 3, 1]).reshape([8, 3])
+        for red in [Reduction.mean, .sum] {
+            assertClose(try x.crossEntropy(labels, reduction: red), try flat.crossEntropy(labels.reshape([8]), reduction: red).toArray())
+        }
+        XCTAssertEqual(try x.crossEntropy(labels, reduction: .none).shape, [2, 2, 2])
+        assertGradcheck([x], "ce spatial idx") { try $0[0].crossEntropy(labels, labelSmoothing: 0.1) }
+        let soft = withNoGrad { try! Tensor.uniform([2, 3, 2, 2], low: 0, high: 1, generator: Generator(seed: 611)).softmax(1) }
+        assertGradcheck([x], "ce spatial soft none") { try $0[0].crossEntropy(soft, reduction: .none) }
+        // Unbatched [C].
+        let v = leaf([5], seed: 612)
+        XCTAssertEqual(try v.crossEntropy(Tensor.scalar(3), reduction: .none).shape, [])
+        assertClose(try v.crossEntropy(Tensor.scalar(3)), [-(try v.logSoftmax(0).toArray()[3])])
+        assertGradcheck([v], "ce unbatched") { try $0[0].crossEntropy(Tensor.scalar(1)) }
+        let q = withNoGrad { try! Tensor.uniform([5], low: 0, high: 1, generator: Generator(seed: 613)).softmax(0) }
+        assertGradcheck([v], "ce unbatched soft") { try $0[0].crossEntropy(q, labelSmoothing: 0.3) }
+    }
+
     func testCrossEntropyValues() throws {
         let logits = try Tensor([2, 1, 0.1, 0.5, 2.5, 0.3], shape: [2, 3])
         let target = try Tensor([0, 1])

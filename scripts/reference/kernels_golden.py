@@ -63,6 +63,8 @@ def conv_cases():
     conv("dense3x3_s1_p1_bias", [2, 3, 7, 9], [4, 3, 3, 3], True, padding=(1, 1, 1, 1))
     conv("dense3x3_s2_p1_odd", [2, 3, 9, 11], [5, 3, 3, 3], False, stride=(2, 2), padding=(1, 1, 1, 1))
     conv("pointwise_bias", [2, 6, 5, 7], [8, 6, 1, 1], True)
+    conv("pointwise_per_image_map", [1, 3, 17, 16], [4, 3, 1, 1], True)  # HW > 256: one GEMM per image
+    conv("pointwise_se_1x1_map", [3, 8, 1, 1], [5, 8, 1, 1], True)
     conv("pointwise_s2_odd", [2, 4, 7, 7], [3, 4, 1, 1], False, stride=(2, 2))
     conv("grouped2_pad12_dil21", [2, 4, 6, 7], [6, 2, 3, 3], True, padding=(1, 1, 2, 2), dilation=(2, 1), groups=2)
     conv("grouped3_2x3_s21", [1, 6, 7, 8], [3, 2, 2, 3], False, stride=(2, 1), padding=(1, 1, 0, 0), groups=3)
@@ -74,6 +76,7 @@ def conv_cases():
     conv("depthwise5x5_s2_p2_odd", [1, 3, 11, 37], [3, 1, 5, 5], False, stride=(2, 2), padding=(2, 2, 2, 2), groups=3)
     conv("depthwise3x3_s2_asym_pad", [1, 3, 8, 10], [3, 1, 3, 3], False, stride=(2, 2), padding=(0, 1, 0, 1), groups=3)
     conv("depthwise_mult2_dil2", [1, 3, 8, 12], [6, 1, 3, 3], True, padding=(2, 2, 2, 2), dilation=(2, 2), groups=3)
+    conv("depthwise_blocked_c11", [1, 11, 5, 4], [11, 1, 3, 3], True, padding=(1, 1, 1, 1), groups=11)  # 8 + 3 channels
     conv("depthwise7x7_generic", [1, 2, 9, 10], [2, 1, 7, 7], False, padding=(3, 3, 3, 3), groups=2)
     conv("depthwise_no_pad_s3", [1, 2, 11, 26], [2, 1, 3, 2], True, stride=(3, 3), groups=2)
     return cases

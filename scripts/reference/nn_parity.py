@@ -64,7 +64,7 @@ def macs(model, size):
     return total[0]
 
 
-def parity_case(meta, size, batch, seed):
+def parity_case(meta, size, batch, seed, store_f64=False):
     """Everything one model's parity test compares, as a name -> tensor dict."""
     torch.manual_seed(seed)
     model = build(meta)
@@ -100,6 +100,47 @@ def parity_case(meta, size, batch, seed):
         out["grad." + k] = g
     for k, b in model.named_buffers():
         out["bn_after." + k] = b.clone()
+
+    # Conditioning: PyTorch's own float32 gradients against a float64 evaluation of the same
+    # network. Reductions over N*H*W and ReLU6 clipping make some tensors ill-conditioned; the
+    # Swift test allows sskd twice this distance from PyTorch (both err independently from the
+    # exact value), and never less than 1e-4. Exactly-zero gradients (BN biases followed only by
+    # conv + train-mode BN) are rounding noise and are skipped here, as in the test.
+    m64 = copy.deepcopy(model).double()
+    m64.load_state_dict({k[len("weights."):]: v for k, v in out.items() if k.startswith("weights.")})
+    m64.zero_grad()
+    m64.train()
+    F.cross_entropy(m64(x.double()), y).backward()
+    gmax = max(g.abs().max().item() for g in grads.values())
+    cond = 0.0
+    for k, p in m64.named_parameters():
+        scale = p.grad.abs().max().item()
+        if scale >= 1e-6 * gmax:
+            cond = max(cond, (grads[k].double() - p.grad).abs().max().item() / scale)
+    meta["f32_grad_error"] = repr(cond)
+    if store_f64:
+        # The float64 gradients (rounded to float32), so the test can also measure sskd's own
+        # distance from the exact values.
+        for k, p in m64.named_parameters():
+            out["grad64." + k] = p.grad.float()
+        # How ill-conditioned is the problem itself? Perturb every weight by ~1e-7 relative
+        # (float32's resolution) and recompute in float64: no float32 implementation can be
+        # expected to agree with another closer than this.
+        mp = copy.deepcopy(m64)
+        mp.zero_grad()
+        gen = torch.Generator().manual_seed(99)
+        with torch.no_grad():
+            for p in mp.parameters():
+                p.mul_(1 + 1e-7 * torch.randn(p.shape, generator=gen, dtype=p.dtype))
+        F.cross_entropy(mp(x.double()), y).backward()
+        sens = 0.0
+        for (k, p), (_, q) in zip(m64.named_parameters(), mp.named_parameters()):
+            scale = p.grad.abs().max().item()
+            if scale >= 1e-6 * gmax:
+                sens = max(sens, (p.grad - q.grad).abs().max().item() / scale)
+        meta["f64_grad_change_for_1e-7_weight_perturbation"] = repr(sens)
+        print(f"  {meta['model']}: float64 gradients change by up to {sens:.2e} (relative) when the weights move by 1e-7")
+    print(f"  {meta['model']}: PyTorch float32 vs float64 gradients, max relative error {cond:.2e}")
 
     # Optimizer steps on the reference gradients, from the initial weights.
     params0 = {k: out["weights." + k].clone() for k, _ in model.named_parameters()}
@@ -139,10 +180,10 @@ def full_cases():
     }
 
 
-def write_cases(cases, directory, prefix):
+def write_cases(cases, directory, prefix, store_f64=False):
     os.makedirs(directory, exist_ok=True)
     for name, meta in cases.items():
-        tensors = parity_case(meta, int(meta["image"]), int(meta["batch"]), seed=1234)
+        tensors = parity_case(meta, int(meta["image"]), int(meta["batch"]), seed=1234, store_f64=store_f64)
         path = os.path.join(directory, f"{prefix}{name}.safetensors")
         save_file(tensors, path, metadata=meta)
         print(f"wrote {path} ({os.path.getsize(path) / 1e6:.2f} MB)")
@@ -258,7 +299,7 @@ def main():
         torchvision_reference(os.path.join(nn_dir, "torchvision_reference.json"))
         return 0
     directory = args.keep or tempfile.mkdtemp(prefix="sskd-full-parity-")
-    write_cases(full_cases(), directory, "")
+    write_cases(full_cases(), directory, "", store_f64=True)
     env = dict(os.environ, SSKD_FULL_PARITY_DIR=directory)
     cmd = ["swift", "test", "--filter", "FullParity"]
     print("running:", " ".join(cmd), f"(SSKD_FULL_PARITY_DIR={directory})", flush=True)

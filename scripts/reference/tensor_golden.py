@@ -165,6 +165,12 @@ add_case("cross_entropy_soft", "cross_entropy", [logits, soft],
          lambda x, t: F.cross_entropy(x, t), {"reduction": "mean"})
 add_case("cross_entropy_soft_smoothing_sum", "cross_entropy", [logits, soft],
          lambda x, t: F.cross_entropy(x, t, label_smoothing=0.2, reduction="sum"), {"reduction": "sum", "label_smoothing": 0.2})
+spatial = randn(2, 3, 2, 2)
+spatial_labels = torch.tensor([[[0, 2], [1, 1]], [[2, 0], [0, 1]]]).to(torch.float64)
+add_case("cross_entropy_spatial", "cross_entropy", [spatial, spatial_labels],
+         lambda x, t: F.cross_entropy(x, t.long(), label_smoothing=0.05), {"reduction": "mean", "label_smoothing": 0.05}, grad=[True, False])
+add_case("cross_entropy_unbatched_none", "cross_entropy", [randn(5), torch.tensor(3.0, dtype=torch.float64)],
+         lambda x, t: F.cross_entropy(x, t.long(), reduction="none"), {"reduction": "none"}, grad=[True, False])
 logp = f32(torch.log_softmax(randn(3, 4), 1))
 q = f32(torch.softmax(randn(3, 4), 1))
 for red in ("batchmean", "sum", "mean", "none"):

@@ -13,8 +13,12 @@
 // Per image n and group g:  y[n, g] (O/G x OH*OW) = w[g] (O/G x CKK) @ col (CKK x OH*OW)
 // Backward:                 dw[g] += dy[n, g] @ col^T,  dcol = w[g]^T @ dy[n, g] -> col2im -> dx
 //
+// Small maps (HW <= 256: 12x12, 6x6, 3x3, 1x1 at 96 px input) make per-image GEMMs tiny, so
+// 1x1 convolutions there run as ONE GEMM over the batch on channel-major copies:
+//   xt [C, N*HW] = x transposed per image,  yt [O, N*HW] = w @ xt,  dw = dyt @ xt^T,  dxt = w^T @ dyt
+//
 // OpenBLAS threads itself, so GEMMs are issued from this thread one after another; only the
-// im2col / col2im / bias loops run under parallelFor.
+// im2col / col2im / pack / bias loops run under parallelFor.
 
 /// Validated geometry of one conv2d call.
 struct ConvGeometry {
@@ -34,6 +38,8 @@ struct ConvGeometry {
 
     /// A 1x1, stride-1, unpadded convolution: the image itself is the im2col matrix.
     var isPointwise: Bool { kh == 1 && kw == 1 && sh == 1 && sw == 1 && pt == 0 && pb == 0 && pl == 0 && pr == 0 }
+    /// A pointwise convolution on a map small enough that one batched GEMM beats N small ones.
+    var isBatchedPointwise: Bool { isPointwise && groups == 1 && n > 1 && hw <= 256 }
     /// One filter per input channel (channel multiplier O/C), handled by the direct kernels.
     var isDepthwise: Bool { groups == c && groups > 1 }
 
@@ -128,9 +134,33 @@ func col2im(_ dx: UnsafeMutablePointer<Float>, _ col: UnsafePointer<Float>, _ g:
 
 // MARK: - Forward / backward
 
+/// [N, C, HW] -> [C, N*HW] (`toChannelMajor`) and back.
+func packChannelMajor(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, n: Int, c: Int, hw: Int) {
+    parallelFor(c, grain: grainFor(work: n * hw)) { chans in
+        for ch in chans { for img in 0..<n { (dst + (ch * n + img) * hw).update(from: src + (img * c + ch) * hw, count: hw) } }
+    }
+}
+
+func unpackChannelMajor(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, n: Int, c: Int, hw: Int) {
+    parallelFor(c, grain: grainFor(work: n * hw)) { chans in
+        for ch in chans { for img in 0..<n { (dst + (img * c + ch) * hw).update(from: src + (ch * n + img) * hw, count: hw) } }
+    }
+}
+
 /// y = conv2d(x, w) + b for dense and grouped convolutions (see the legend at the top).
 func conv2dForward(out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                    bias: UnsafePointer<Float>?, _ g: ConvGeometry) {
+    if g.isBatchedPointwise {
+        let cols = g.n * g.hw
+        let xt = UnsafeMutablePointer<Float>.allocate(capacity: g.c * cols + g.o * cols)
+        defer { xt.deallocate() }
+        let yt = xt + g.c * cols
+        packChannelMajor(xt, input, n: g.n, c: g.c, hw: g.hw)
+        sgemm(transA: false, transB: false, m: g.o, n: cols, k: g.c, a: weight, lda: g.c, b: xt, ldb: cols, c: yt, ldc: cols)
+        unpackChannelMajor(out, yt, n: g.n, c: g.o, hw: g.hw)
+        if let bias { addChannelBias(out, bias, n: g.n, c: g.o, hw: g.ohw) }
+        return
+    }
     let (ckk, og, ohw) = (g.ckk, g.og, g.ohw)
     let col: UnsafeMutablePointer<Float>? = g.isPointwise ? nil : .allocate(capacity: ckk * ohw)
     defer { col?.deallocate() }
@@ -153,6 +183,22 @@ func conv2dBackward(dinput: UnsafeMutablePointer<Float>?, dweight: UnsafeMutable
     let (ckk, og, ohw) = (g.ckk, g.og, g.ohw)
     if let dbias { channelSums(dbias, dout, n: g.n, c: g.o, hw: ohw) }
     guard dinput != nil || dweight != nil else { return }
+    if g.isBatchedPointwise {
+        let cols = g.n * g.hw
+        let buf = UnsafeMutablePointer<Float>.allocate(capacity: g.c * cols + g.o * cols)
+        defer { buf.deallocate() }
+        let xt = buf, dyt = buf + g.c * cols
+        packChannelMajor(dyt, dout, n: g.n, c: g.o, hw: g.hw)
+        if let dweight {
+            packChannelMajor(xt, input, n: g.n, c: g.c, hw: g.hw)
+            sgemm(transA: false, transB: true, m: g.o, n: g.c, k: cols, a: dyt, lda: cols, b: xt, ldb: cols, c: dweight, ldc: g.c)
+        }
+        if let dinput {
+            sgemm(transA: true, transB: false, m: g.c, n: cols, k: g.o, a: weight, lda: g.c, b: dyt, ldb: cols, c: xt, ldc: cols)
+            unpackChannelMajor(dinput, xt, n: g.n, c: g.c, hw: g.hw)
+        }
+        return
+    }
     let pointwise = g.isPointwise
     let col: UnsafeMutablePointer<Float>? = pointwise ? nil : .allocate(capacity: ckk * ohw)
     defer { col?.deallocate() }
