@@ -15,7 +15,7 @@ protocol.defaults = {
   samples = 5000, seed = 0, select = "test", val_size = 1000,
   teacher = "subset", teacher_images = 0, teacher_epochs = 25, teacher_weights = false,
   student_epochs = 30, patience = 5, student = "efficientnet_b0", batch = 32,
-  lr_teacher = 5e-4, lr_student = 1e-3, temperature = 3, limit_batches = false, out = false,
+  lr_teacher = 5e-4, lr_student = 1e-3, temperature = 3, limit_batches = false, eval_images = 0, out = false,
   phases = "teacher,alone,kd",
 }
 
@@ -48,8 +48,11 @@ function protocol.run(S, d)
   ensure_dir(out)
   local samples, val, rest = d.train:split{samples = S.samples, validation = S.select == "val" and S.val_size or 0, seed = S.seed}
   samples:save_indices(out .. "/samples.txt")
-  local eval = S.select == "val" and val or d.test
-  local final_test = S.select == "val" and d.test or nil
+  local test = d.test
+  -- eval_images > 0 evaluates on a stratified part of the test split (tiny runs only).
+  if S.eval_images > 0 and S.eval_images < #test then test = test:split{samples = S.eval_images, seed = S.seed} end
+  local eval = S.select == "val" and val or test
+  local final_test = S.select == "val" and test or nil
   local function phase(opts)
     opts.augment, opts.eval_transform, opts.eval, opts.test = d.augment, d.eval_transform, eval, final_test
     opts.batch, opts.seed, opts.limit_batches = S.batch, S.seed, S.limit_batches

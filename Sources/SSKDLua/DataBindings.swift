@@ -54,9 +54,15 @@ enum DataBindings {
         D.method("get", "ds:get(i) -> Tensor[C,H,W] in [0,1], label or nil", "image i (0-based) scaled to [0, 1] and its label") { c, d in
             try getItem(c, d.dataset, try c.int(2))
         }
+        // ds[i] -> {image, label} (a metamethod returns one value; ds:get(i) returns two).
         D.index { c, d in
             guard c.type(2) == LUA_TNUMBER else { c.pushNil(); return 1 }
-            return try getItem(c, d.dataset, try c.int(2))
+            lua_createtable(c.L, 2, 0)
+            let t = lua_gettop(c.L)
+            _ = try getItem(c, d.dataset, try c.int(2))
+            lua_rawseti(c.L, t, 2)
+            lua_rawseti(c.L, t, 1)
+            return 1
         }
         D.method("class_counts", "ds:class_counts() -> table", "images per class (index 1 = class 0)") { c, d in
             c.push(ints: try d.dataset.classCounts()); return 1

@@ -52,6 +52,7 @@ enum Bindings {
         TorchBindings.register()
         FunctionalBindings.register()
         HostBindings.register()
+        NNBindings.register()
         DataBindings.register()
         TrainBindings.register()
     }()

@@ -50,6 +50,7 @@ struct Run: ParsableCommand {
     var arguments: [String] = []
 
     func run() throws {
+        setvbuf(stdout, nil, _IOLBF, 0)  // progress and print() reach logs and pipes line by line
         let (more, morePlugins, positional) = try splitRecipeArguments(arguments)
         let early = try splitRecipeArguments(settings.flatMap { ["--set", $0] })
         let host = try LuaHost()
