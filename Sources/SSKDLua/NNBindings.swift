@@ -84,8 +84,8 @@ enum NNBindings {
         }
         M.method("summary", "m:summary{C, H, W} -> string", "per-layer output shapes, parameters and multiply-adds for an input size (also printed)") { c, m in
             var shape = try c.ints(from: 2, what: "input size")
-            if shape.count == 3 { shape.insert(1, at: 0) }
-            guard shape.count == 4 else { throw c.argError(2, message: "input size must be {C, H, W} or {N, C, H, W}") }
+            if shape.count == 4 { shape.removeFirst() }
+            guard shape.count == 3 else { throw c.argError(2, message: "input size must be {C, H, W}") }
             let s = try m.summary(input: shape)
             c.pushString(s.description); return 1
         }

@@ -249,7 +249,7 @@ public final class Trainer {
         }
         let lv = Double(try l.item())
         guard lv.isFinite else {
-            throw TrainError(place, "loss is \(lv); training stopped" + (lastCheckpointPath.map { ". The last good checkpoint is \($0)" } ?? ""))
+            throw TrainError(place, "loss is \(lv.isNaN ? "NaN" : (lv > 0 ? "+inf" : "-inf")); training stopped" + (lastCheckpointPath.map { ". The last good checkpoint is \($0)" } ?? ""))
         }
         optimizer.zeroGrad()
         guard l.requiresGrad else { throw TrainError(place, "the loss does not depend on the model's parameters") }

@@ -130,7 +130,7 @@ final class TrainerTests: XCTestCase {
         XCTAssertThrowsError(try t.fit()) { err in
             let msg = "\(err)"
             XCTAssertTrue(msg.contains("epoch 1 batch 2"), msg)
-            XCTAssertTrue(msg.contains("nan"), msg)
+            XCTAssertTrue(msg.contains("loss is NaN"), msg)
             XCTAssertTrue(msg.contains("last.safetensors"), msg)
         }
         let ck = try Checkpoint.read(dir + "/last.safetensors")
