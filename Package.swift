@@ -33,10 +33,12 @@ let package = Package(
         .target(name: "SSKDTensor", dependencies: ["COpenBLAS"], swiftSettings: fast),
         .target(name: "SSKDNN", dependencies: ["SSKDTensor"], swiftSettings: fast),
         .target(name: "SSKDOptim", dependencies: ["SSKDNN", "SSKDTensor"], swiftSettings: fast),
-        .target(name: "SSKDData", dependencies: ["SSKDTensor", "CImageCodecs"], swiftSettings: fast),
-        .target(name: "SSKDTrain", dependencies: ["SSKDData", "SSKDOptim", "SSKDNN", "SSKDTensor"], swiftSettings: fast),
-        // The only C code of our own: trampolines that raise Lua errors after Swift has returned.
+        .target(name: "SSKDData", dependencies: ["SSKDTensor", "CImageCodecs", "CImageDecode"], swiftSettings: fast),
+        .target(name: "SSKDTrain", dependencies: ["SSKDData", "SSKDOptim", "SSKDNN", "SSKDTensor", "CImageCodecs"], swiftSettings: fast),
+        // Our own C code: trampolines that raise Lua errors after Swift has returned, and image
+        // decoding whose setjmp/longjmp error handling stays inside C.
         .target(name: "CLuaShim", dependencies: ["CLua"], cSettings: fastC),
+        .target(name: "CImageDecode", dependencies: ["CImageCodecs"], cSettings: fastC),
         .target(name: "SSKDLua", dependencies: ["CLuaShim", "CLua", "CEditLine", "SSKDTrain", "SSKDData", "SSKDOptim", "SSKDNN", "SSKDTensor"], swiftSettings: fast),
         .executableTarget(name: "sskd", dependencies: [
             "SSKDLua", "SSKDTrain", "SSKDData", "SSKDOptim", "SSKDNN", "SSKDTensor",
@@ -45,9 +47,9 @@ let package = Package(
 
         // Tests mirror Sources.
         .testTarget(name: "SSKDTensorTests", dependencies: ["SSKDTensor"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "SSKDNNTests", dependencies: ["SSKDNN", "SSKDTensor"]),
-        .testTarget(name: "SSKDOptimTests", dependencies: ["SSKDOptim", "SSKDNN", "SSKDTensor"]),
-        .testTarget(name: "SSKDDataTests", dependencies: ["SSKDData", "SSKDTensor"]),
+        .testTarget(name: "SSKDNNTests", dependencies: ["SSKDNN", "SSKDTensor"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "SSKDOptimTests", dependencies: ["SSKDOptim", "SSKDNN", "SSKDTensor"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "SSKDDataTests", dependencies: ["SSKDData", "SSKDTensor", "CImageCodecs"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SSKDTrainTests", dependencies: ["SSKDTrain"]),
         .testTarget(name: "SSKDLuaTests", dependencies: ["SSKDLua", "SSKDTensor"], resources: [.copy("lua")]),
     ],

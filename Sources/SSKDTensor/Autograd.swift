@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// One recorded operation of the autograd graph.
 ///
 /// A node holds the op's differentiable inputs and a closure that maps the gradient of the op's
@@ -14,11 +18,52 @@ public final class Node {
         self.inputs = inputs
         self.backwardFn = backward
     }
+
+    /// Runs this op's backward alone, like calling `y.grad_fn(dy)` in PyTorch: maps d(loss)/d(output)
+    /// to one gradient per input (nil where none is needed), without accumulating into `.grad` or
+    /// releasing the node. For benchmarks and debugging.
+    public func apply(_ gradOutput: Tensor) throws -> [Tensor?] {
+        guard let fn = backwardFn else {
+            throw TensorError("backward", "the graph of op \(name) was already freed by a backward pass without retainGraph")
+        }
+        return try withNoGrad { try fn(gradOutput.detach()) }
+    }
+
+    /// Tears a dying graph down iteratively. Releasing it recursively (tensor -> node -> input
+    /// tensor -> node ...) would overflow the stack on a chain of a few hundred thousand ops.
+    deinit {
+        backwardFn = nil
+        var pending = inputs
+        inputs = []
+        while var t = pending.popLast() {
+            // Only inputs that die with this node are unlinked; shared ones keep their graph.
+            guard isKnownUniquelyReferenced(&t), var node = t.gradFn else { continue }
+            t.gradFn = nil
+            guard isKnownUniquelyReferenced(&node) else { continue }
+            node.backwardFn = nil
+            pending.append(contentsOf: node.inputs)
+            node.inputs = []
+        }
+    }
 }
 
 /// Whether ops record themselves for autograd (the `torch.no_grad()` switch).
+///
+/// The switch is per thread, like PyTorch's, so that a no-grad scope on a data-loading thread
+/// cannot turn recording off under a training step running on another thread. `parallelFor` and
+/// `parallelTasks` carry the caller's setting into their worker threads.
 public enum GradMode {
-    nonisolated(unsafe) public static var isEnabled = true
+    /// A thread-specific slot holding nil (enabled, the default) or a non-nil marker (disabled).
+    private static let key: pthread_key_t = {
+        var k = pthread_key_t()
+        pthread_key_create(&k, nil)
+        return k
+    }()
+
+    public static var isEnabled: Bool {
+        get { pthread_getspecific(key) == nil }
+        set { pthread_setspecific(key, newValue ? nil : UnsafeRawPointer(bitPattern: 1)) }
+    }
 }
 
 /// Runs `body` with gradient recording switched off, like `with torch.no_grad():`.
@@ -36,6 +81,9 @@ public func withNoGrad<T>(_ body: () throws -> T) rethrows -> T {
 @inline(__always)
 public func record(_ out: Tensor, _ name: String, _ inputs: [Tensor], _ backward: @escaping (Tensor) throws -> [Tensor?]) -> Tensor {
     guard GradMode.isEnabled, inputs.contains(where: { $0.requiresGrad }) else { return out }
+    // An op that hands back one of its inputs unchanged gets a fresh alias to record on;
+    // recording on the input itself would make it its own parent.
+    let out = inputs.contains(where: { $0 === out }) ? Tensor(shape: out.shape, storage: out.storage) : out
     out.requiresGrad = true
     out.gradFn = Node(name: name, inputs: inputs, backward: backward)
     return out

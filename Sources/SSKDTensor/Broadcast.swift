@@ -10,6 +10,7 @@ public func broadcastShapes(_ a: [Int], _ b: [Int], op: String = "broadcast") th
         }
         out[i] = da == 1 ? db : da
     }
+    try validateShape(out, op: op)
     return out
 }
 

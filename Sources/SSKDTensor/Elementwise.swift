@@ -30,7 +30,9 @@ extension Tensor {
 
     public func div(_ other: Tensor) throws -> Tensor {
         let out = try broadcastBinary(self, other, op: "div", /)
-        return record(out, "div", [self, other]) { [a = self, b = other] g in
+        // Closures capture a detached alias of `out`, never `out` itself: out -> node -> closure
+        // -> out would be a reference cycle that leaks every graph that is not backpropagated.
+        return record(out, "div", [self, other]) { [a = self, b = other, out = out.detach()] g in
             // d(a/b)/da = 1/b ; d(a/b)/db = -a/b^2 = -out/b
             [a.requiresGrad ? try a.reduceGrad(broadcastBinary(g, b, op: "div", /)) : nil,
              b.requiresGrad ? try b.reduceGrad(broadcastBinary(broadcastBinary(g, out, op: "mul", *), b, op: "div") { -$0 / $1 }) : nil]
@@ -40,7 +42,7 @@ extension Tensor {
     /// self ^ other elementwise with broadcasting.
     public func pow(_ other: Tensor) throws -> Tensor {
         let out = try broadcastBinary(self, other, op: "pow") { scalarPow($0, $1) }
-        return record(out, "pow", [self, other]) { [a = self, b = other] g in
+        return record(out, "pow", [self, other]) { [a = self, b = other, out = out.detach()] g in
             var ga: Tensor? = nil, gb: Tensor? = nil
             if a.requiresGrad {
                 // b * a^(b-1)
@@ -78,7 +80,7 @@ extension Tensor {
 
     public func exp() -> Tensor {
         let out = unaryMap(self) { expf($0) }
-        return record(out, "exp", [self]) { g in [zipMap(g, out, *)] }
+        return record(out, "exp", [self]) { [out = out.detach()] g in [zipMap(g, out, *)] }
     }
 
     public func log() -> Tensor {
@@ -86,9 +88,21 @@ extension Tensor {
         return record(out, "log", [self]) { [a = self] g in [zipMap(g, a, /)] }
     }
 
+    /// log(1 + x), accurate for small x.
+    public func log1p() -> Tensor {
+        let out = unaryMap(self) { log1pf($0) }
+        return record(out, "log1p", [self]) { [a = self] g in [zipMap(g, a) { $0 / (1 + $1) }] }
+    }
+
+    /// x * x.
+    public func square() -> Tensor {
+        let out = unaryMap(self) { $0 * $0 }
+        return record(out, "square", [self]) { [a = self] g in [zipMap(g, a) { $0 * 2 * $1 }] }
+    }
+
     public func sqrt() -> Tensor {
         let out = unaryMap(self) { $0.squareRoot() }
-        return record(out, "sqrt", [self]) { g in [zipMap(g, out) { $0 / (2 * $1) }] }
+        return record(out, "sqrt", [self]) { [out = out.detach()] g in [zipMap(g, out) { $0 / (2 * $1) }] }
     }
 
     public func abs() -> Tensor {
@@ -99,17 +113,17 @@ extension Tensor {
 
     public func sigmoid() -> Tensor {
         let out = unaryMap(self) { x in x >= 0 ? 1 / (1 + expf(-x)) : expf(x) / (1 + expf(x)) }
-        return record(out, "sigmoid", [self]) { g in [zipMap(g, out) { gg, s in gg * s * (1 - s) }] }
+        return record(out, "sigmoid", [self]) { [out = out.detach()] g in [zipMap(g, out) { gg, s in gg * s * (1 - s) }] }
     }
 
     public func tanh() -> Tensor {
         let out = unaryMap(self) { tanhf($0) }
-        return record(out, "tanh", [self]) { g in [zipMap(g, out) { gg, t in gg * (1 - t * t) }] }
+        return record(out, "tanh", [self]) { [out = out.detach()] g in [zipMap(g, out) { gg, t in gg * (1 - t * t) }] }
     }
 
     public func relu() -> Tensor {
         let out = unaryMap(self) { $0 > 0 ? $0 : 0 }
-        return record(out, "relu", [self]) { g in [zipMap(g, out) { gg, y in y > 0 ? gg : 0 }] }
+        return record(out, "relu", [self]) { [out = out.detach()] g in [zipMap(g, out) { gg, y in y > 0 ? gg : 0 }] }
     }
 
     /// Clamps to [min, max] (either bound may be nil). The gradient passes where min <= x <= max.
@@ -132,7 +146,11 @@ extension Tensor {
         return record(out, "mul", [self]) { g in [unaryMap(g) { $0 * s }] }
     }
     public func sub(_ s: Float) -> Tensor { add(-s) }
-    public func div(_ s: Float) -> Tensor { mul(1 / s) }
+    /// self / s, a true division (so x / 0 is +-inf or nan, as in PyTorch).
+    public func div(_ s: Float) -> Tensor {
+        let out = unaryMap(self) { $0 / s }
+        return record(out, "div", [self]) { g in [unaryMap(g) { $0 / s }] }
+    }
     /// s - self
     public func rsub(_ s: Float) -> Tensor {
         let out = unaryMap(self) { s - $0 }
@@ -142,6 +160,83 @@ extension Tensor {
     public func rdiv(_ s: Float) -> Tensor {
         let out = unaryMap(self) { s / $0 }
         return record(out, "rdiv", [self]) { [a = self] g in [zipMap(g, a) { gg, x in -gg * s / (x * x) }] }
+    }
+}
+
+// MARK: - Elementwise maximum/minimum, comparisons, where
+
+extension Tensor {
+    /// Elementwise maximum with broadcasting, like `torch.maximum`. Where the two are equal the
+    /// gradient is split evenly between them (PyTorch's convention).
+    public func maximum(_ other: Tensor) throws -> Tensor { try extremum(other, isMax: true) }
+
+    /// Elementwise minimum with broadcasting, like `torch.minimum`.
+    public func minimum(_ other: Tensor) throws -> Tensor { try extremum(other, isMax: false) }
+
+    private func extremum(_ other: Tensor, isMax: Bool) throws -> Tensor {
+        let name = isMax ? "maximum" : "minimum"
+        // NaN propagates from either side.
+        let out = try broadcastBinary(self, other, op: name) { x, y in
+            x.isNaN || y.isNaN ? .nan : (isMax ? Swift.max(x, y) : Swift.min(x, y))
+        }
+        return record(out, name, [self, other]) { [a = self, b = other] g in
+            // Weight of `a` in the result: 1 where a wins, 0.5 on ties, 0 where b wins.
+            let wa = try broadcastBinary(a, b, op: name) { x, y in x == y ? 0.5 : ((isMax ? x > y : x < y) ? 1 : 0) }
+            return [a.requiresGrad ? try a.reduceGrad(broadcastBinary(g, wa, op: name, *)) : nil,
+                    b.requiresGrad ? try b.reduceGrad(broadcastBinary(g, wa, op: name) { gg, w in gg * (1 - w) }) : nil]
+        }
+    }
+
+    /// 1 where `self == other` (broadcast), else 0. Not differentiable (no graph is recorded).
+    public func eq(_ other: Tensor) throws -> Tensor { try broadcastBinary(self, other, op: "eq") { $0 == $1 ? 1 : 0 } }
+    /// 1 where `self != other`, else 0.
+    public func ne(_ other: Tensor) throws -> Tensor { try broadcastBinary(self, other, op: "ne") { $0 != $1 ? 1 : 0 } }
+    /// 1 where `self > other`, else 0.
+    public func gt(_ other: Tensor) throws -> Tensor { try broadcastBinary(self, other, op: "gt") { $0 > $1 ? 1 : 0 } }
+    /// 1 where `self >= other`, else 0.
+    public func ge(_ other: Tensor) throws -> Tensor { try broadcastBinary(self, other, op: "ge") { $0 >= $1 ? 1 : 0 } }
+    /// 1 where `self < other`, else 0.
+    public func lt(_ other: Tensor) throws -> Tensor { try broadcastBinary(self, other, op: "lt") { $0 < $1 ? 1 : 0 } }
+    /// 1 where `self <= other`, else 0.
+    public func le(_ other: Tensor) throws -> Tensor { try broadcastBinary(self, other, op: "le") { $0 <= $1 ? 1 : 0 } }
+
+    public func eq(_ s: Float) -> Tensor { unaryMap(self) { $0 == s ? 1 : 0 } }
+    public func ne(_ s: Float) -> Tensor { unaryMap(self) { $0 != s ? 1 : 0 } }
+    public func gt(_ s: Float) -> Tensor { unaryMap(self) { $0 > s ? 1 : 0 } }
+    public func ge(_ s: Float) -> Tensor { unaryMap(self) { $0 >= s ? 1 : 0 } }
+    public func lt(_ s: Float) -> Tensor { unaryMap(self) { $0 < s ? 1 : 0 } }
+    public func le(_ s: Float) -> Tensor { unaryMap(self) { $0 <= s ? 1 : 0 } }
+
+    /// Whether `|self - other| <= atol + rtol * |other|` everywhere (shapes broadcast), like
+    /// `torch.allclose`. NaNs compare equal only with `equalNaN`.
+    public func allclose(_ other: Tensor, rtol: Float = 1e-5, atol: Float = 1e-8, equalNaN: Bool = false) throws -> Bool {
+        let ok = try broadcastBinary(self, other, op: "allclose") { x, y in
+            if x.isNaN || y.isNaN { return (equalNaN && x.isNaN && y.isNaN) ? 1 : 0 }
+            if x == y { return 1 }  // equal infinities
+            return Swift.abs(x - y) <= atol + rtol * Swift.abs(y) ? 1 : 0
+        }
+        return ok.toArray().allSatisfy { $0 == 1 }
+    }
+
+    /// `condition != 0 ? a : b` elementwise, all three broadcast together, like `torch.where`.
+    /// Differentiable in `a` and `b`; the condition is a constant.
+    public static func `where`(_ condition: Tensor, _ a: Tensor, _ b: Tensor) throws -> Tensor {
+        let shape = try broadcastShapes(try broadcastShapes(condition.shape, a.shape, op: "where"), b.shape, op: "where")
+        let c = try broadcastTo(condition, shape), x = try broadcastTo(a, shape), y = try broadcastTo(b, shape)
+        let out = zipMap3(c, x, y) { m, u, v in m != 0 ? u : v }
+        return record(out, "where", [a, b]) { g in
+            [a.requiresGrad ? try a.reduceGrad(zipMap(g, c) { gg, m in m != 0 ? gg : 0 }) : nil,
+             b.requiresGrad ? try b.reduceGrad(zipMap(g, c) { gg, m in m != 0 ? 0 : gg }) : nil]
+        }
+    }
+
+    /// `value` where `mask != 0`, else self (mask broadcasts to self's shape), like `masked_fill`.
+    public func maskedFill(_ mask: Tensor, _ value: Float) throws -> Tensor {
+        let shape = try broadcastShapes(self.shape, mask.shape, op: "masked_fill")
+        guard shape == self.shape else { throw TensorError("masked_fill", "mask of shape \(fmt(mask.shape)) does not broadcast to \(fmt(self.shape))") }
+        let m = try broadcastTo(mask, shape)
+        let out = zipMap(self, m) { x, k in k != 0 ? value : x }
+        return record(out, "masked_fill", [self]) { g in [zipMap(g, m) { gg, k in k != 0 ? 0 : gg }] }
     }
 }
 

@@ -27,9 +27,34 @@ func classIndices(_ target: Tensor, classes: Int, op: String) throws -> [Int] {
 
 extension Tensor {
     /// Cross-entropy between logits `[N, C]` and either class indices `[N]` or class
-    /// probabilities `[N, C]`, like `F.cross_entropy` (with `label_smoothing`).
+    /// probabilities `[N, C]`, like `F.cross_entropy` (with `label_smoothing`). As in PyTorch,
+    /// logits may also be unbatched `[C]` (target `[]` or `[C]`) or `[N, C, d1, ...]` (target
+    /// `[N, d1, ...]` or the logits' shape), where every position counts as a sample.
     public func crossEntropy(_ target: Tensor, labelSmoothing: Float = 0, reduction: Reduction = .mean) throws -> Tensor {
-        guard dim == 2 else { throw TensorError("cross_entropy", "expected logits of shape [N, C], got \(fmt(shape))") }
+        if dim == 1 {
+            guard target.shape == shape || target.dim == 0 else {
+                throw TensorError("cross_entropy", "target shape \(fmt(target.shape)) matches neither [] (a class index) nor logits shape \(fmt(shape))")
+            }
+            let t = target.shape == shape ? try target.unsqueeze(0) : try target.reshape([1])
+            let r = try unsqueeze(0).crossEntropy(t, labelSmoothing: labelSmoothing, reduction: reduction)
+            return reduction == .none ? try r.reshape([]) : r
+        }
+        if dim > 2 {
+            // Move the classes last and flatten the positions into the batch.
+            let c = shape[1], positions = [shape[0]] + Array(shape[2...])
+            let perm = [0] + Array(2..<dim) + [1]
+            let t: Tensor
+            if target.shape == shape { t = try target.permute(perm).reshape([-1, c]) }
+            else {
+                guard target.shape == positions else {
+                    throw TensorError("cross_entropy", "target shape \(fmt(target.shape)) matches neither class indices \(fmt(positions)) nor logits shape \(fmt(shape))")
+                }
+                t = try target.reshape([-1])
+            }
+            let r = try permute(perm).reshape([-1, c]).crossEntropy(t, labelSmoothing: labelSmoothing, reduction: reduction)
+            return reduction == .none ? try r.reshape(positions) : r
+        }
+        guard dim == 2 else { throw TensorError("cross_entropy", "expected logits of shape [N, C], [C] or [N, C, d1, ...], got \(fmt(shape))") }
         guard reduction != .batchmean else { throw TensorError("cross_entropy", "reduction 'batchmean' is for kl_div") }
         guard labelSmoothing >= 0 && labelSmoothing <= 1 else { throw TensorError("cross_entropy", "label_smoothing must be in [0, 1], got \(labelSmoothing)") }
         let (n, c) = (shape[0], shape[1])
@@ -112,6 +137,7 @@ extension Tensor {
     /// Mean squared error, like `F.mse_loss` (shapes broadcast).
     public func mse(_ target: Tensor, reduction: Reduction = .mean) throws -> Tensor {
         guard reduction != .batchmean else { throw TensorError("mse_loss", "reduction 'batchmean' is for kl_div") }
+        _ = try broadcastShapes(shape, target.shape, op: "mse_loss")
         let d = try self - target
         let sq = try d * d
         switch reduction {

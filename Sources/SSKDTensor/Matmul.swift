@@ -16,6 +16,17 @@ public func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Flo
                 Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
 }
 
+/// Element offset of each batch's matrix for an operand with batch dims `own`, broadcast to
+/// `batch` (a stretched dim reuses the same matrix).
+func batchOffsets(_ own: [Int], to batch: [Int], matrix: Int) -> [Int] {
+    let st = broadcastStrides(own, to: batch)
+    return (0..<batch.reduce(1, *)).map { i in
+        var rem = i, off = 0
+        for d in stride(from: batch.count - 1, through: 0, by: -1) { off += (rem % batch[d]) * st[d]; rem /= batch[d] }
+        return off * matrix
+    }
+}
+
 extension Tensor {
     /// Matrix product with `torch.matmul`'s rules: 1-D operands are promoted (and the added dim
     /// removed), batch dims broadcast, and each batch runs one sgemm.
@@ -28,11 +39,21 @@ extension Tensor {
         guard k == k2 else { throw TensorError("matmul", "shapes \(fmt(shape)) and \(fmt(other.shape)) cannot be multiplied (\(m)x\(k) and \(k2)x\(n))") }
         let batchA = Array(a2.shape.dropLast(2)), batchB = Array(b2.shape.dropLast(2))
         let batch = try broadcastShapes(batchA, batchB, op: "matmul")
-        let ea = try broadcastTo(a2.detach(), batch + [m, k]), eb = try broadcastTo(b2.detach(), batch + [k, n])
+        try validateShape(batch + [m, n], op: "matmul")
         let nb = batch.reduce(1, *)
+        // A 2-D right operand (the common [B, T, k] @ [k, n]) is not copied per batch: the
+        // batches of A stack into one [nb*m, k] @ [k, n] product. Otherwise broadcast batches
+        // are addressed in place through per-batch offsets, never materialised.
+        let fold = batchB.isEmpty && batchA == batch
+        let ea = a2.detach(), eb = b2.detach()
+        let offA = batchOffsets(batchA, to: batch, matrix: m * k), offB = batchOffsets(batchB, to: batch, matrix: k * n)
         let out = Tensor(batch + [m, n], zeroed: false)
-        for i in 0..<nb {
-            sgemm(transA: false, transB: false, m: m, n: n, k: k, a: ea.data + i * m * k, lda: k, b: eb.data + i * k * n, ldb: n, c: out.data + i * m * n, ldc: n)
+        if fold {
+            sgemm(transA: false, transB: false, m: nb * m, n: n, k: k, a: ea.data, lda: k, b: eb.data, ldb: n, c: out.data, ldc: n)
+        } else {
+            for i in 0..<nb {
+                sgemm(transA: false, transB: false, m: m, n: n, k: k, a: ea.data + offA[i], lda: k, b: eb.data + offB[i], ldb: n, c: out.data + i * m * n, ldc: n)
+            }
         }
         var result = out
         if dim == 1 { result = try result.squeeze(result.dim - 2) }
@@ -45,13 +66,20 @@ extension Tensor {
             if a.requiresGrad {
                 // dA = dC B^T
                 let t = Tensor(batch + [m, k], zeroed: false)
-                for i in 0..<nb { sgemm(transA: false, transB: true, m: m, n: k, k: n, a: g3.data + i * m * n, lda: n, b: eb.data + i * k * n, ldb: n, c: t.data + i * m * k, ldc: k) }
+                if fold { sgemm(transA: false, transB: true, m: nb * m, n: k, k: n, a: g3.data, lda: n, b: eb.data, ldb: n, c: t.data, ldc: k) }
+                else { for i in 0..<nb { sgemm(transA: false, transB: true, m: m, n: k, k: n, a: g3.data + i * m * n, lda: n, b: eb.data + offB[i], ldb: n, c: t.data + i * m * k, ldc: k) } }
                 ga = try t.sumTo(a2.shape).reshape(a.shape)
             }
             if b.requiresGrad {
-                // dB = A^T dC
+                // dB = A^T dC (summed over the batches when B was shared by all of them)
+                if fold {
+                    let t = Tensor([k, n], zeroed: false)
+                    sgemm(transA: true, transB: false, m: k, n: n, k: nb * m, a: ea.data, lda: k, b: g3.data, ldb: n, c: t.data, ldc: n)
+                    gb = try t.reshape(b.shape)
+                    return [ga, gb]
+                }
                 let t = Tensor(batch + [k, n], zeroed: false)
-                for i in 0..<nb { sgemm(transA: true, transB: false, m: k, n: n, k: m, a: ea.data + i * m * k, lda: k, b: g3.data + i * m * n, ldb: n, c: t.data + i * k * n, ldc: n) }
+                for i in 0..<nb { sgemm(transA: true, transB: false, m: k, n: n, k: m, a: ea.data + offA[i], lda: k, b: g3.data + i * m * n, ldb: n, c: t.data + i * k * n, ldc: n) }
                 gb = try t.sumTo(b2.shape).reshape(b.shape)
             }
             return [ga, gb]

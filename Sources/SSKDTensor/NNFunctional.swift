@@ -1,6 +1,6 @@
-// CNN kernels as differentiable functions over NCHW Float32 tensors (issue: CNN kernels).
-// Signatures are fixed here so the nn layer can be written against them; bodies are filled in
-// by the kernels work (files under Kernels/).
+// CNN kernels as differentiable functions over NCHW Float32 tensors, like `torch.nn.functional`.
+// Each function validates its arguments, runs the plain buffer kernels of Kernels/ and records
+// the matching backward kernel for autograd.
 
 /// How stochastic depth drops residual branches (torchvision's `mode`).
 public enum StochasticDepthMode: String, Sendable {
@@ -10,56 +10,278 @@ public enum StochasticDepthMode: String, Sendable {
     case batch
 }
 
+/// Runs `f` on a 4-D view of a 3-D (unbatched) input and returns the result without the batch dim.
+private func unbatched(_ input: Tensor, _ f: (Tensor) throws -> Tensor) throws -> Tensor {
+    try f(input.unsqueeze(0)).squeeze(0)
+}
+
+// MARK: - Convolution
+
 /// 2-D convolution, like `F.conv2d`.
-/// - input `[N, Cin, H, W]`, weight `[Cout, Cin/groups, kH, kW]`, bias `[Cout]`.
+/// - input `[N, Cin, H, W]` (or unbatched `[Cin, H, W]`), weight `[Cout, Cin/groups, kH, kW]`, bias `[Cout]`.
 /// - `stride`, `dilation`: 1 or 2 entries; `padding`: 1, 2 (`[ph, pw]`) or 4 entries
 ///   (`[top, bottom, left, right]`), zeros.
+/// - `groups == Cin` (depthwise) runs direct SIMD kernels; other cases im2col + sgemm, and 1x1
+///   stride-1 unpadded convolutions a plain GEMM per image.
 public func conv2d(_ input: Tensor, _ weight: Tensor, bias: Tensor? = nil, stride: [Int] = [1], padding: [Int] = [0],
                    dilation: [Int] = [1], groups: Int = 1) throws -> Tensor {
-    throw TensorError("conv2d", "not implemented yet")
+    if input.dim == 3 {
+        return try unbatched(input) { try conv2d($0, weight, bias: bias, stride: stride, padding: padding, dilation: dilation, groups: groups) }
+    }
+    let g = try ConvGeometry(input: input.shape, weight: weight.shape, bias: bias?.shape, stride: stride, padding: padding,
+                             dilation: dilation, groups: groups)
+    let out = Tensor([g.n, g.o, g.oh, g.ow], zeroed: false)
+    if g.isDepthwise {
+        depthwiseConv2dForward(out: out.data, input: input.data, weight: weight.data, bias: bias.map { UnsafePointer($0.data) }, g)
+    } else {
+        conv2dForward(out: out.data, input: input.data, weight: weight.data, bias: bias.map { UnsafePointer($0.data) }, g)
+    }
+    let inputs = bias.map { [input, weight, $0] } ?? [input, weight]
+    return record(out, "conv2d", inputs) { [x = input, w = weight, b = bias] dy in
+        let dx = x.requiresGrad ? Tensor(x.shape, zeroed: false) : nil
+        let dw = w.requiresGrad ? Tensor(w.shape, zeroed: false) : nil
+        let db = (b?.requiresGrad ?? false) ? Tensor([g.o], zeroed: false) : nil
+        if g.isDepthwise {
+            depthwiseConv2dBackward(dinput: dx?.data, dweight: dw?.data, dbias: db?.data, dout: dy.data, input: x.data, weight: w.data, g)
+        } else {
+            conv2dBackward(dinput: dx?.data, dweight: dw?.data, dbias: db?.data, dout: dy.data, input: x.data, weight: w.data, g)
+        }
+        return b == nil ? [dx, dw] : [dx, dw, db]
+    }
 }
 
-/// Batch norm over `[N, C, H, W]`, like `F.batch_norm`. In training mode uses batch statistics
-/// and updates the running mean and (unbiased) running variance in place with `momentum`.
+// MARK: - Batch norm
+
+/// Batch norm over `[N, C, H, W]` (or `[N, C]`, `[N, C, L]`), like `F.batch_norm`.
+///
+/// In training mode it normalises with the batch statistics and, when given, updates
+/// `runningMean` / `runningVar` in place: `r = (1 - momentum) * r + momentum * batch`, with the
+/// unbiased batch variance for `runningVar` (exactly as PyTorch). In eval mode it uses the
+/// running statistics, which are then required. `weight` / `bias` (`[C]`) are the optional affine
+/// parameters. The running statistics are buffers: no gradient flows to them.
 public func batchNorm2d(_ input: Tensor, runningMean: Tensor?, runningVar: Tensor?, weight: Tensor?, bias: Tensor?,
                         training: Bool, momentum: Float = 0.1, eps: Float = 1e-5) throws -> Tensor {
-    throw TensorError("batch_norm", "not implemented yet")
+    let op = "batch_norm"
+    guard input.dim >= 2 else { throw TensorError(op, "expected an input of at least 2 dims [N, C, ...], got shape \(fmt(input.shape))") }
+    let n = input.shape[0], c = input.shape[1], hw = input.shape.dropFirst(2).reduce(1, *)
+    for (name, t) in [("running_mean", runningMean), ("running_var", runningVar), ("weight", weight), ("bias", bias)] {
+        if let t, t.shape != [c] { throw TensorError(op, "\(name) has shape \(fmt(t.shape)), expected [\(c)] for input \(fmt(input.shape))") }
+    }
+    guard eps > 0, eps.isFinite else { throw TensorError(op, "eps must be a positive finite number, got \(eps)") }
+    guard momentum.isFinite else { throw TensorError(op, "momentum must be finite, got \(momentum)") }
+    guard (runningMean == nil) == (runningVar == nil) else { throw TensorError(op, "running_mean and running_var must be given together") }
+    if !training && runningMean == nil { throw TensorError(op, "running_mean and running_var must be defined in evaluation mode") }
+    if training && n * hw <= 1 { throw TensorError(op, "expected more than 1 value per channel when training, got input size \(fmt(input.shape))") }
+    guard input.count > 0 else { throw TensorError(op, "empty input \(fmt(input.shape))") }
+
+    // Per-channel statistics used by forward and backward: [mean(C), invstd(C)].
+    let stats = Tensor([2, c], zeroed: false)
+    let mean = stats.data, invstd = stats.data + c
+    if training {
+        let variance = UnsafeMutablePointer<Float>.allocate(capacity: c)
+        defer { variance.deallocate() }
+        batchNormStats(mean: mean, variance: variance, input.data, n: n, c: c, hw: hw)
+        for ch in 0..<c { invstd[ch] = 1 / (variance[ch] + eps).squareRoot() }
+        if let rm = runningMean, let rv = runningVar {
+            let m = Float(n * hw)
+            for ch in 0..<c {
+                rm.data[ch] = (1 - momentum) * rm.data[ch] + momentum * mean[ch]
+                rv.data[ch] = (1 - momentum) * rv.data[ch] + momentum * variance[ch] * m / (m - 1)
+            }
+        }
+    } else if let rm = runningMean, let rv = runningVar {
+        for ch in 0..<c {
+            mean[ch] = rm.data[ch]
+            invstd[ch] = 1 / (rv.data[ch] + eps).squareRoot()
+        }
+    }
+    let out = Tensor(input.shape, zeroed: false)
+    batchNormForward(out: out.data, input: input.data, mean: mean, invstd: invstd, weight: weight.map { UnsafePointer($0.data) },
+                     bias: bias.map { UnsafePointer($0.data) }, n: n, c: c, hw: hw)
+    var inputs = [input]
+    if let weight { inputs.append(weight) }
+    if let bias { inputs.append(bias) }
+    return record(out, op, inputs) { [x = input, w = weight, b = bias] dy in
+        let dx = x.requiresGrad ? Tensor(x.shape, zeroed: false) : nil
+        let dw = (w?.requiresGrad ?? false) ? Tensor([c], zeroed: false) : nil
+        let db = (b?.requiresGrad ?? false) ? Tensor([c], zeroed: false) : nil
+        let wp = w.map { UnsafePointer($0.data) }
+        let mean = stats.data, invstd = stats.data + c
+        if training {
+            batchNormBackwardTraining(dinput: dx?.data, dweight: dw?.data, dbias: db?.data, dout: dy.data, input: x.data,
+                                      mean: mean, invstd: invstd, weight: wp, n: n, c: c, hw: hw)
+        } else {
+            batchNormBackwardEval(dinput: dx?.data, dweight: dw?.data, dbias: db?.data, dout: dy.data, input: x.data,
+                                  mean: mean, invstd: invstd, weight: wp, n: n, c: c, hw: hw)
+        }
+        var grads: [Tensor?] = [dx]
+        if w != nil { grads.append(dw) }
+        if b != nil { grads.append(db) }
+        return grads
+    }
 }
 
-/// `input [*, in] @ weight[out, in]^T + bias[out]`, like `F.linear`.
+// MARK: - Linear
+
+/// `input [*, in] @ weight[out, in]^T + bias[out]`, like `F.linear` (a 1-D input gives a 1-D output).
 public func linear(_ input: Tensor, _ weight: Tensor, bias: Tensor? = nil) throws -> Tensor {
-    throw TensorError("linear", "not implemented yet")
+    let op = "linear"
+    guard weight.dim == 2 else { throw TensorError(op, "expected a 2-D weight [out, in], got shape \(fmt(weight.shape))") }
+    guard input.dim >= 1 else { throw TensorError(op, "expected an input of at least 1 dim, got a scalar") }
+    let (outF, inF) = (weight.shape[0], weight.shape[1])
+    guard input.shape.last! == inF else {
+        throw TensorError(op, "input \(fmt(input.shape)) and weight \(fmt(weight.shape)) cannot be multiplied (last dim \(input.shape.last!) vs \(inF))")
+    }
+    if let bias, bias.shape != [outF] { throw TensorError(op, "bias shape \(fmt(bias.shape)) does not match out features \(outF) (expected [\(outF)])") }
+    let rows = input.count / Swift.max(inF, 1)
+    let batch = inF == 0 ? input.shape.dropLast().reduce(1, *) : rows
+    let out = Tensor(Array(input.shape.dropLast()) + [outF], zeroed: false)
+    if inF == 0 {
+        for r in 0..<batch { for j in 0..<outF { out.data[r * outF + j] = bias?.data[j] ?? 0 } }
+    } else {
+        linearForward(out: out.data, input: input.data, weight: weight.data, bias: bias.map { UnsafePointer($0.data) },
+                      batch: batch, inFeatures: inF, outFeatures: outF)
+    }
+    let inputs = bias.map { [input, weight, $0] } ?? [input, weight]
+    return record(out, op, inputs) { [x = input, w = weight, b = bias] dy in
+        let dx = x.requiresGrad ? Tensor(x.shape) : nil
+        let dw = w.requiresGrad ? Tensor(w.shape) : nil
+        let db = (b?.requiresGrad ?? false) ? Tensor([outF]) : nil
+        if inF > 0 || db != nil {
+            linearBackward(dinput: inF > 0 ? dx?.data : nil, dweight: inF > 0 ? dw?.data : nil, dbias: db?.data, dout: dy.data,
+                           input: x.data, weight: w.data, batch: batch, inFeatures: inF, outFeatures: outF)
+        }
+        return b == nil ? [dx, dw] : [dx, dw, db]
+    }
 }
 
+// MARK: - Pooling
+
+/// Max pooling over `[N, C, H, W]` (or `[C, H, W]`), like `F.max_pool2d`: `stride` defaults to
+/// the kernel size, `padding` (1 or 2 entries, at most half the kernel) pads with -infinity,
+/// `ceilMode` rounds the output size up. The gradient goes to each window's (first) maximum.
 public func maxPool2d(_ input: Tensor, kernel: [Int], stride: [Int]? = nil, padding: [Int] = [0], dilation: [Int] = [1],
                       ceilMode: Bool = false) throws -> Tensor {
-    throw TensorError("max_pool2d", "not implemented yet")
+    let g = try PoolGeometry(op: "max_pool2d", input: input.shape, kernel: kernel, stride: stride, padding: padding,
+                             dilation: dilation, ceilMode: ceilMode)
+    let out = Tensor(g.outShape, zeroed: false)
+    let indices = UnsafeMutableBufferPointer<Int32>.allocate(capacity: out.count)
+    maxPool2dForward(out: out.data, indices: indices.baseAddress!, input: input.data, g)
+    let holder = IndexBuffer(indices)
+    let result = record(out, "max_pool2d", [input]) { [x = input] dy in
+        let dx = Tensor(x.shape, zeroed: false)
+        maxPool2dBackward(dinput: dx.data, dout: dy.data, indices: holder.buffer.baseAddress!, g)
+        return [dx]
+    }
+    return result
 }
 
+/// Owns the argmax indices of a max-pool call for as long as its backward closure lives.
+final class IndexBuffer {
+    let buffer: UnsafeMutableBufferPointer<Int32>
+    init(_ b: UnsafeMutableBufferPointer<Int32>) { buffer = b }
+    deinit { buffer.deallocate() }
+}
+
+/// Average pooling over `[N, C, H, W]` (or `[C, H, W]`), like `F.avg_pool2d`. With
+/// `countIncludePad` the zero padding counts in each window's divisor.
 public func avgPool2d(_ input: Tensor, kernel: [Int], stride: [Int]? = nil, padding: [Int] = [0], ceilMode: Bool = false,
                       countIncludePad: Bool = true) throws -> Tensor {
-    throw TensorError("avg_pool2d", "not implemented yet")
+    let g = try PoolGeometry(op: "avg_pool2d", input: input.shape, kernel: kernel, stride: stride, padding: padding,
+                             dilation: [1], ceilMode: ceilMode)
+    let out = Tensor(g.outShape, zeroed: false)
+    avgPool2dForward(out: out.data, input: input.data, g, countIncludePad: countIncludePad)
+    return record(out, "avg_pool2d", [input]) { [x = input] dy in
+        let dx = Tensor(x.shape, zeroed: false)
+        avgPool2dBackward(dinput: dx.data, dout: dy.data, g, countIncludePad: countIncludePad)
+        return [dx]
+    }
 }
 
+/// Adaptive average pooling to `outputSize` (`[s]` or `[oh, ow]`), like `F.adaptive_avg_pool2d`:
+/// output cell i averages input rows `floor(i*H/OH) ..< ceil((i+1)*H/OH)` (likewise columns).
 public func adaptiveAvgPool2d(_ input: Tensor, outputSize: [Int]) throws -> Tensor {
-    throw TensorError("adaptive_avg_pool2d", "not implemented yet")
+    let op = "adaptive_avg_pool2d"
+    guard input.dim == 3 || input.dim == 4 else { throw TensorError(op, "expected a 3-D or 4-D input, got shape \(fmt(input.shape))") }
+    let (oh, ow) = try pair(outputSize, "output size", op: op, minimum: 1)
+    let h = input.shape[input.dim - 2], w = input.shape[input.dim - 1]
+    guard h > 0 && w > 0 else { throw TensorError(op, "input \(fmt(input.shape)) has an empty spatial size") }
+    let planes = input.shape.dropLast(2).reduce(1, *)
+    let out = Tensor(Array(input.shape.dropLast(2)) + [oh, ow], zeroed: false)
+    adaptiveAvgPool2dForward(out: out.data, input: input.data, planes: planes, h: h, w: w, oh: oh, ow: ow)
+    return record(out, op, [input]) { [x = input] dy in
+        let dx = Tensor(x.shape, zeroed: false)
+        adaptiveAvgPool2dBackward(dinput: dx.data, dout: dy.data, planes: planes, h: h, w: w, oh: oh, ow: ow)
+        return [dx]
+    }
 }
 
-/// Inverted dropout: zeroes with probability `p` and scales survivors by 1/(1-p) in training.
+// MARK: - Dropout
+
+/// Inverted dropout: zeroes with probability `p` and scales survivors by 1/(1-p) in training;
+/// the identity in eval or when `p == 0`. The mask is drawn from `generator`.
 public func dropout(_ input: Tensor, p: Float, training: Bool, generator: Generator = .default) throws -> Tensor {
-    throw TensorError("dropout", "not implemented yet")
+    guard p >= 0 && p <= 1 else { throw TensorError("dropout", "probability has to be between 0 and 1, but got \(p)") }
+    if !training || p == 0 { return input }
+    let scale = Tensor(input.shape, zeroed: false)
+    dropoutMask(scale.data, count: scale.count, p: p, generator: generator)
+    let out = Tensor(input.shape, zeroed: false)
+    maskedScale(out.data, input.data, scale.data, count: out.count)
+    return record(out, "dropout", [input]) { dy in
+        let dx = Tensor(dy.shape, zeroed: false)
+        maskedScale(dx.data, dy.data, scale.data, count: dx.count)
+        return [dx]
+    }
 }
 
 /// torchvision's `stochastic_depth`: drops the residual branch per sample (`row`) or for the whole
-/// batch, scaling survivors by 1/(1-p); identity in eval or when p == 0.
+/// batch, scaling survivors by 1/(1-p) (unless 1-p == 0); identity in eval or when p == 0.
 public func stochasticDepth(_ input: Tensor, p: Float, mode: StochasticDepthMode = .row, training: Bool,
                             generator: Generator = .default) throws -> Tensor {
-    throw TensorError("stochastic_depth", "not implemented yet")
+    let op = "stochastic_depth"
+    guard p >= 0 && p <= 1 else { throw TensorError(op, "drop probability has to be between 0 and 1, but got \(p)") }
+    if !training || p == 0 { return input }
+    guard input.dim >= 1 else { throw TensorError(op, "expected an input with a batch dim, got a scalar") }
+    let survival = 1 - p
+    let rows = input.shape[0], cols = rows == 0 ? 0 : input.count / rows
+    let draws = mode == .row ? rows : 1
+    let scale = Tensor([rows], zeroed: false)
+    for r in 0..<draws {
+        // Bernoulli(survival), divided by the survival rate only when it is positive (torchvision).
+        let keep = generator.nextFloat() < survival
+        scale.data[r] = keep ? (survival > 0 ? 1 / survival : 1) : 0
+    }
+    if mode == .batch { scale.data.update(repeating: rows > 0 ? scale.data[0] : 0, count: rows) }
+    let out = Tensor(input.shape, zeroed: false)
+    rowScale(out.data, input.data, scale.data, rows: rows, cols: cols)
+    return record(out, op, [input]) { dy in
+        let dx = Tensor(dy.shape, zeroed: false)
+        rowScale(dx.data, dy.data, scale.data, rows: rows, cols: cols)
+        return [dx]
+    }
 }
 
+// MARK: - Activations
+
 extension Tensor {
-    public func relu6() throws -> Tensor { throw TensorError("relu6", "not implemented yet") }
-    public func silu() throws -> Tensor { throw TensorError("silu", "not implemented yet") }
-    public func hardswish() throws -> Tensor { throw TensorError("hardswish", "not implemented yet") }
-    public func hardsigmoid() throws -> Tensor { throw TensorError("hardsigmoid", "not implemented yet") }
+    /// `min(max(x, 0), 6)` (MobileNetV2); the gradient passes where 0 < x < 6.
+    public func relu6() throws -> Tensor { activation("relu6", relu6Forward, relu6Backward) }
+    /// `x * sigmoid(x)` (also called swish; EfficientNet).
+    public func silu() throws -> Tensor { activation("silu", siluForward, siluBackward) }
+    /// `x * relu6(x + 3) / 6`.
+    public func hardswish() throws -> Tensor { activation("hardswish", hardswishForward, hardswishBackward) }
+    /// `relu6(x + 3) / 6`.
+    public func hardsigmoid() throws -> Tensor { activation("hardsigmoid", hardsigmoidForward, hardsigmoidBackward) }
+
+    private func activation(_ name: String,
+                            _ forward: (UnsafeMutablePointer<Float>, UnsafePointer<Float>, Int) -> Void,
+                            _ backward: @escaping (UnsafeMutablePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, Int) -> Void) -> Tensor {
+        let out = Tensor(shape, zeroed: false)
+        forward(out.data, data, count)
+        return record(out, name, [self]) { [x = self] dy in
+            let dx = Tensor(x.shape, zeroed: false)
+            backward(dx.data, dy.data, x.data, x.count)
+            return [dx]
+        }
+    }
 }

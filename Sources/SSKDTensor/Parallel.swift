@@ -43,8 +43,10 @@ public func parallelFor(_ count: Int, grain: Int = 32768, _ body: (Range<Int>) -
     }
     let chunks = (count + grain - 1) / grain
     let per = grain
+    let grad = GradMode.isEnabled
     withoutActuallyEscaping(body) { body in
         DispatchQueue.concurrentPerform(iterations: chunks) { c in
+            if GradMode.isEnabled != grad { GradMode.isEnabled = grad }
             let lo = c * per, hi = min(count, lo + per)
             if lo < hi { body(lo..<hi) }
         }
@@ -60,7 +62,11 @@ public func parallelTasks(_ count: Int, _ body: (Int) -> Void) {
         for i in 0..<count { body(i) }
         return
     }
+    let grad = GradMode.isEnabled
     withoutActuallyEscaping(body) { body in
-        DispatchQueue.concurrentPerform(iterations: count) { body($0) }
+        DispatchQueue.concurrentPerform(iterations: count) { i in
+            if GradMode.isEnabled != grad { GradMode.isEnabled = grad }
+            body(i)
+        }
     }
 }

@@ -94,7 +94,7 @@ public final class Generator {
 
     /// A random permutation of `0..<n` (Fisher-Yates).
     public func permutation(_ n: Int) -> [Int] {
-        var p = Array(0..<n)
+        var p = Array(0..<Swift.max(n, 0))
         if n > 1 { for i in stride(from: n - 1, to: 0, by: -1) { p.swapAt(i, nextInt(i + 1)) } }
         return p
     }

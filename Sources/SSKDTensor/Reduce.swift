@@ -2,6 +2,7 @@
 // (the default) reduces over all dims. Gradients are written with broadcasting.
 
 /// Validated, sorted, de-duplicated axes; all axes when `axes` is nil or empty.
+/// A 0-dim tensor accepts dim 0 / -1 like PyTorch's, and has no axes to reduce.
 func normalizeAxes(_ axes: [Int]?, _ rank: Int, op: String) throws -> [Int] {
     guard let axes, !axes.isEmpty else { return Array(0..<rank) }
     var out = Set<Int>()
@@ -9,7 +10,7 @@ func normalizeAxes(_ axes: [Int]?, _ rank: Int, op: String) throws -> [Int] {
         let n = try normalizeAxis(a, rank, op: op)
         guard out.insert(n).inserted else { throw TensorError(op, "dim \(a) appears more than once in \(axes)") }
     }
-    return out.sorted()
+    return rank == 0 ? [] : out.sorted()
 }
 
 /// Shape after reducing `axes` (kept as 1 when keepdim).
@@ -21,6 +22,35 @@ func reducedShape(_ shape: [Int], _ axes: [Int], keepdim: Bool) -> [Int] {
     return out
 }
 
+/// Reduces `n` contiguous values with eight interleaved accumulators (which also breaks the
+/// add latency chain), combined pairwise at the end.
+@inline(__always)
+func reduceSpan(_ p: UnsafePointer<Float>, _ n: Int, _ identity: Float, _ combine: (Float, Float) -> Float) -> Float {
+    var a0 = identity, a1 = identity, a2 = identity, a3 = identity
+    var a4 = identity, a5 = identity, a6 = identity, a7 = identity
+    var i = 0
+    while i + 8 <= n {
+        a0 = combine(a0, p[i]); a1 = combine(a1, p[i + 1]); a2 = combine(a2, p[i + 2]); a3 = combine(a3, p[i + 3])
+        a4 = combine(a4, p[i + 4]); a5 = combine(a5, p[i + 5]); a6 = combine(a6, p[i + 6]); a7 = combine(a7, p[i + 7])
+        i += 8
+    }
+    while i < n { a0 = combine(a0, p[i]); i += 1 }
+    return combine(combine(combine(a0, a1), combine(a2, a3)), combine(combine(a4, a5), combine(a6, a7)))
+}
+
+/// Pairwise (tree) combination of `n >= 1` partial results, in place.
+@inline(__always)
+func reducePairwise(_ p: UnsafeMutablePointer<Float>, _ n: Int, _ combine: (Float, Float) -> Float) -> Float {
+    var m = n
+    while m > 1 {
+        let half = m / 2
+        for i in 0..<half { p[i] = combine(p[2 * i], p[2 * i + 1]) }
+        if m % 2 == 1 { p[half] = p[m - 1] }
+        m = half + m % 2
+    }
+    return p[0]
+}
+
 /// Reduces `x` over `axes` into a keepdim-shaped output with a combine function and identity.
 /// Accumulation order is fixed by the shapes only (never by the thread count).
 @inline(__always)
@@ -30,34 +60,59 @@ func reduceKernel(_ x: Tensor, _ axes: [Int], identity: Float, _ combine: (Float
     out.data.update(repeating: identity, count: out.count)
     if x.count == 0 { return out }
     let o = out.data, p = x.data
-    // Fast path: reduce trailing dims (rows of a matrix), parallel over rows.
+    // Fast path: reduce trailing dims (rows of a matrix). Long rows are cut into fixed blocks
+    // reduced in parallel, with their partials combined pairwise; block boundaries depend on the
+    // row length only, so the result is the same for any thread count, and it is far more
+    // accurate than one running Float sum.
     let rank = x.shape.count
     if axes == Array((rank - axes.count)..<rank) {
         let n = x.shape[(rank - axes.count)...].reduce(1, *)
         let rows = x.count / max(n, 1)
-        parallelFor(rows, grain: max(1, 32768 / max(n, 1))) { rr in
-            for r in rr {
-                var acc = identity
-                let row = p + r * n
-                for i in 0..<n { acc = combine(acc, row[i]) }
-                o[r] = acc
+        let block = 4096
+        if n >= 2 * block {
+            let nb = (n + block - 1) / block
+            let partial = UnsafeMutablePointer<Float>.allocate(capacity: rows * nb)
+            defer { partial.deallocate() }
+            parallelFor(rows * nb, grain: 8) { bb in
+                for b in bb {
+                    let r = b / nb, lo = (b % nb) * block
+                    partial[b] = reduceSpan(p + r * n + lo, min(block, n - lo), identity, combine)
+                }
             }
+            for r in 0..<rows { o[r] = reducePairwise(partial + r * nb, nb, combine) }
+            return out
+        }
+        parallelFor(rows, grain: max(1, 32768 / max(n, 1))) { rr in
+            for r in rr { o[r] = reduceSpan(p + r * n, n, identity, combine) }
         }
         return out
     }
     // General path: walk the input row-major; the output is an operand with stride 0 on reduced dims.
     let plan = LoopPlan(shape: x.shape, operandStrides: [contiguousStrides(x.shape), broadcastStrides(keep, to: x.shape)])
     let n = plan.inner, so = plan.strides[1].last!
-    // Leading-axis reductions (e.g. a bias gradient) parallelise over output columns.
-    for r in 0..<plan.rows {
-        let pi = p + plan.rowOffset(r, 0), po = o + plan.rowOffset(r, 1)
-        if so == 0 {
-            var acc = po[0]
-            for i in 0..<n { acc = combine(acc, pi[i]) }
-            po[0] = acc
-        } else {
-            for i in 0..<n { po[i] = combine(po[i], pi[i]) }
+    if so != 0 {
+        // The innermost dim is kept (e.g. a sum over the batch dim): split it into column chunks
+        // reduced in parallel; every output entry still accumulates its rows in row order.
+        let rows = plan.rows
+        parallelFor(n, grain: max(64, 32768 / max(rows, 1))) { cols in
+            for r in 0..<rows {
+                let pi = p + plan.rowOffset(r, 0), po = o + plan.rowOffset(r, 1)
+                for i in cols { po[i] = combine(po[i], pi[i]) }
+            }
         }
+        return out
+    }
+    // The innermost dim is reduced (e.g. [N, C, HW] over N and HW): each input row is reduced
+    // in parallel, then the row results are folded into their outputs in row order.
+    let rows = plan.rows
+    let partial = UnsafeMutablePointer<Float>.allocate(capacity: rows)
+    defer { partial.deallocate() }
+    parallelFor(rows, grain: max(1, 32768 / max(n, 1))) { rr in
+        for r in rr { partial[r] = reduceSpan(p + plan.rowOffset(r, 0), n, identity, combine) }
+    }
+    for r in 0..<rows {
+        let po = o + plan.rowOffset(r, 1)
+        po[0] = combine(po[0], partial[r])
     }
     return out
 }
@@ -100,8 +155,8 @@ extension Tensor {
         for a in ax where shape[a] == 0 { throw TensorError(name, "reduction over dim \(a) of size 0") }
         // NaN propagates, as in PyTorch.
         let k = isMax
-            ? reduceKernel(self, ax, identity: -.infinity) { a, b in (a.isNaN || b > a) ? (a.isNaN ? a : b) : a }
-            : reduceKernel(self, ax, identity: .infinity) { a, b in (a.isNaN || b < a) ? (a.isNaN ? a : b) : a }
+            ? reduceKernel(self, ax, identity: -.infinity) { a, b in (b > a || b.isNaN) ? b : a }
+            : reduceKernel(self, ax, identity: .infinity) { a, b in (b < a || b.isNaN) ? b : a }
         let out = try k.reshape(reducedShape(shape, ax, keepdim: keepdim))
         return record(out, name, [self]) { [x = self] g in
             let mask = try broadcastBinary(x, k, op: name) { v, m in v == m ? 1 : 0 }
@@ -125,6 +180,7 @@ extension Tensor {
             return keepdim ? try Tensor([Float(best)], shape: [Int](repeating: 1, count: dim)) : Tensor.scalar(Float(best))
         }
         let a = try normalizeAxis(axis, dim, op: name)
+        if dim == 0 { return Tensor.scalar(0) }
         guard shape[a] > 0 else { throw TensorError(name, "reduction over dim \(axis) of size 0") }
         let outer = shape[..<a].reduce(1, *), n = shape[a], inner = shape[(a + 1)...].reduce(1, *)
         let out = Tensor(reducedShape(shape, [a], keepdim: keepdim), zeroed: false)
@@ -155,5 +211,15 @@ extension Tensor {
 
     public func variance(_ axis: Int, correction: Int = 1, keepdim: Bool = false) throws -> Tensor {
         try variance([axis], correction: correction, keepdim: keepdim)
+    }
+
+    /// Standard deviation over `axes`: the square root of `variance` (same `correction`).
+    public func std(_ axes: [Int] = [], correction: Int = 1, keepdim: Bool = false) throws -> Tensor {
+        do { return try variance(axes, correction: correction, keepdim: keepdim).sqrt() }
+        catch let e as TensorError { throw TensorError("std", e.message) }
+    }
+
+    public func std(_ axis: Int, correction: Int = 1, keepdim: Bool = false) throws -> Tensor {
+        try std([axis], correction: correction, keepdim: keepdim)
     }
 }

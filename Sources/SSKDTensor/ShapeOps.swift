@@ -25,6 +25,40 @@ func permuteKernel(_ src: Tensor, _ perm: [Int]) -> Tensor {
     let plan = LoopPlan(shape: outShape, operandStrides: [contiguousStrides(outShape), perm.map { inStrides[$0] }])
     let n = plan.inner, s = plan.strides[1].last!
     let o = out.data, p = src.data
+    // A transpose-like permute (the input's contiguous dim is not the output's innermost one):
+    // copy tiles of [tile x tile] so that both the reads and the writes stay in cache lines.
+    if s != 1, let j = plan.strides[1].firstIndex(of: 1), j < plan.dims.count - 1, plan.dims[j] >= 16, n >= 16 {
+        let tile = 32
+        let nj = plan.dims[j], oj = plan.strides[0][j]
+        let outerIdx = plan.dims.indices.filter { $0 != j && $0 != plan.dims.count - 1 }
+        let outer = outerIdx.reduce(1) { $0 * plan.dims[$1] }
+        let tilesJ = (nj + tile - 1) / tile
+        parallelFor(outer * tilesJ, grain: Swift.max(1, 32768 / (tile * n))) { units in
+            // Through a small buffer, every cache line is read or written whole and at once,
+            // which also sidesteps the cache-set conflicts of power-of-two strides.
+            let buf = UnsafeMutablePointer<Float>.allocate(capacity: tile * tile)
+            defer { buf.deallocate() }
+            for u in units {
+                var rem = u / tilesJ, bo = 0, bi = 0
+                for d in outerIdx.reversed() {
+                    let c = rem % plan.dims[d]; rem /= plan.dims[d]
+                    bo += c * plan.strides[0][d]; bi += c * plan.strides[1][d]
+                }
+                let i0 = (u % tilesJ) * tile, ni = Swift.min(nj, i0 + tile) - i0
+                var k0 = 0
+                while k0 < n {
+                    let nk = Swift.min(n, k0 + tile) - k0
+                    for k in 0..<nk {
+                        let pi = p + bi + i0 + (k0 + k) * s, pb = buf + k
+                        for i in 0..<ni { pb[i * tile] = pi[i] }
+                    }
+                    for i in 0..<ni { (o + bo + (i0 + i) * oj + k0).update(from: buf + i * tile, count: nk) }
+                    k0 += nk
+                }
+            }
+        }
+        return out
+    }
     parallelFor(plan.rows, grain: Swift.max(1, 32768 / Swift.max(n, 1))) { rows in
         for r in rows {
             let po = o + plan.rowOffset(r, 0), pi = p + plan.rowOffset(r, 1)
@@ -42,10 +76,17 @@ extension Tensor {
         guard inferred.count <= 1 else { throw TensorError("reshape", "only one dimension can be inferred (-1) in \(fmt(newShape))") }
         for d in s where d < -1 { throw TensorError("reshape", "invalid dimension \(d) in \(fmt(newShape))") }
         if let i = inferred.first {
-            let known = s.enumerated().filter { $0.offset != i }.reduce(1) { $0 * $1.element }
+            // Products are overflow-checked: a bad shape must throw, not trap.
+            var known = 1
+            for (j, d) in s.enumerated() where j != i {
+                let (m, o) = known.multipliedReportingOverflow(by: d)
+                guard !o else { throw TensorError("reshape", "shape \(fmt(newShape)) is too large") }
+                known = m
+            }
             guard known > 0, count % known == 0 else { throw TensorError("reshape", "shape \(fmt(newShape)) is invalid for input of size \(count) (shape \(fmt(shape)))") }
             s[i] = count / known
         }
+        try validateShape(s, op: "reshape")
         guard s.reduce(1, *) == count else { throw TensorError("reshape", "shape \(fmt(newShape)) is invalid for input of size \(count) (shape \(fmt(shape)))") }
         if s == shape { return self }
         let out = Tensor(shape: s, storage: storage)
@@ -76,7 +117,7 @@ extension Tensor {
     public func squeeze(_ d: Int? = nil) throws -> Tensor {
         guard let d else { return try reshape(shape.filter { $0 != 1 }) }
         let a = try normalizeAxis(d, dim, op: "squeeze")
-        guard shape[a] == 1 else { return self }
+        guard dim > 0, shape[a] == 1 else { return self }
         var s = shape; s.remove(at: a)
         return try reshape(s)
     }
@@ -123,22 +164,28 @@ extension Tensor {
             if i >= lead { guard shape[i - lead] == target[i] || shape[i - lead] == 1 else {
                 throw TensorError("expand", "the expanded size \(target[i]) must match the existing size \(shape[i - lead]) at dim \(i) (shape \(fmt(shape)) to \(fmt(newShape)))") } }
         }
+        try validateShape(target, op: "expand")
+        // Same shape: return self unrecorded (broadcastTo would hand back self, and recording
+        // it would make the tensor its own input).
+        if target == shape { return self }
         let out = try broadcastTo(self, target)
         return record(out, "expand", [self]) { [shape] g in [try g.sumTo(shape)] }
     }
 
     /// `length` entries of dim `d` from `start` (copies), like `torch.narrow`.
     public func narrow(_ d: Int, start: Int, length: Int) throws -> Tensor {
+        guard dim > 0 else { throw TensorError("narrow", "cannot be applied to a 0-dim tensor") }
         let a = try normalizeAxis(d, dim, op: "narrow")
         let n = shape[a]
         let s0 = start < 0 ? start + n : start
-        guard s0 >= 0, length >= 0, s0 + length <= n else { throw TensorError("narrow", "start \(start) + length \(length) exceeds dim \(d) of size \(n) (shape \(fmt(shape)))") }
+        guard s0 >= 0, s0 <= n, length >= 0, length <= n - s0 else { throw TensorError("narrow", "start \(start) + length \(length) exceeds dim \(d) of size \(n) (shape \(fmt(shape)))") }
         return try slice(a, start: s0, end: s0 + length)
     }
 
     /// Python-style slice `start:end:step` of dim `d` (copies). Negative bounds count from the
     /// end; bounds are clamped like Python's; `step` must be positive.
     public func slice(_ d: Int, start: Int? = nil, end: Int? = nil, step: Int = 1) throws -> Tensor {
+        guard dim > 0 else { throw TensorError("slice", "cannot slice a 0-dim tensor") }
         let a = try normalizeAxis(d, dim, op: "slice")
         guard step > 0 else { throw TensorError("slice", "step must be positive, got \(step)") }
         let n = shape[a]
@@ -156,6 +203,7 @@ extension Tensor {
     public func indexSelect(_ d: Int, _ indices: [Int]) throws -> Tensor { try indexSelect(d, indices, opName: "index_select") }
 
     func indexSelect(_ d: Int, _ indices: [Int], opName: String) throws -> Tensor {
+        guard dim > 0 else { throw TensorError(opName, "cannot index a 0-dim tensor along a dim") }
         let a = try normalizeAxis(d, dim, op: opName)
         let n = shape[a]
         let idx = try indices.map { i -> Int in
@@ -190,6 +238,10 @@ extension Tensor {
     /// may be smaller than self's on dims other than `d`.
     public func gather(_ d: Int, _ index: Tensor) throws -> Tensor {
         let a = try normalizeAxis(d, dim, op: "gather")
+        if dim == 0 && index.dim == 0 {
+            // A 0-dim input is gathered like a 1-element vector.
+            return try reshape([1]).gather(0, index.reshape([1])).reshape([])
+        }
         guard index.dim == dim else { throw TensorError("gather", "index has \(index.dim) dims, input has \(dim) (shapes \(fmt(index.shape)), \(fmt(shape)))") }
         for i in 0..<dim where i != a && index.shape[i] > shape[i] {
             throw TensorError("gather", "index size \(index.shape[i]) exceeds input size \(shape[i]) at dim \(i)")
@@ -221,6 +273,9 @@ extension Tensor {
     public static func cat(_ tensors: [Tensor], dim d: Int = 0) throws -> Tensor {
         guard let first = tensors.first else { throw TensorError("cat", "expected a non-empty list of tensors") }
         let a = try normalizeAxis(d, first.dim, op: "cat")
+        for (i, t) in tensors.enumerated() where t.dim == 0 {
+            throw TensorError("cat", "zero-dimensional tensor (at position \(i)) cannot be concatenated")
+        }
         for (i, t) in tensors.enumerated() {
             guard t.dim == first.dim, t.shape.enumerated().allSatisfy({ $0.offset == a || $0.element == first.shape[$0.offset] }) else {
                 throw TensorError("cat", "sizes of tensors must match except in dim \(d): tensor 0 has shape \(fmt(first.shape)), tensor \(i) has \(fmt(t.shape))")
@@ -249,6 +304,26 @@ extension Tensor {
             }
             return res
         }
+    }
+
+    /// Splits dim `d` into pieces of `size` entries (the last may be smaller), like `torch.split`.
+    public func split(_ size: Int, dim d: Int = 0) throws -> [Tensor] {
+        guard dim > 0 else { throw TensorError("split", "cannot split a 0-dim tensor") }
+        let a = try normalizeAxis(d, dim, op: "split")
+        guard size > 0 else { throw TensorError("split", "split size must be positive, got \(size)") }
+        let n = shape[a]
+        if n == 0 { return [self] }
+        return try stride(from: 0, to: n, by: size).map { try narrow(a, start: $0, length: Swift.min(size, n - $0)) }
+    }
+
+    /// Splits dim `d` into `chunks` pieces of equal size (the last may be smaller, and fewer
+    /// pieces come back when the dim is too short), like `torch.chunk`.
+    public func chunk(_ chunks: Int, dim d: Int = 0) throws -> [Tensor] {
+        guard chunks > 0 else { throw TensorError("chunk", "number of chunks must be positive, got \(chunks)") }
+        guard dim > 0 else { throw TensorError("chunk", "cannot chunk a 0-dim tensor") }
+        let a = try normalizeAxis(d, dim, op: "chunk")
+        let size = shape[a] == 0 ? 1 : (shape[a] - 1) / chunks + 1
+        return try split(size, dim: a)
     }
 
     /// Stacks equal-shaped tensors along a new dim `d`.

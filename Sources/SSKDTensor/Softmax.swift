@@ -36,8 +36,9 @@ extension Tensor {
     /// Softmax along `dim`.
     public func softmax(_ dim: Int) throws -> Tensor {
         let a = try normalizeAxis(dim, self.dim, op: "softmax")
+        if self.dim == 0 { return try reshape([1]).softmax(0).reshape([]) }
         let out = softmaxKernel(self, axis: a, log: false)
-        return record(out, "softmax", [self]) { g in
+        return record(out, "softmax", [self]) { [out = out.detach()] g in
             // dx = y * (g - sum(g * y))
             let s = try (g * out).sum([a], keepdim: true)
             return [try (g - s) * out]
@@ -47,8 +48,9 @@ extension Tensor {
     /// Log-softmax along `dim` (numerically stable).
     public func logSoftmax(_ dim: Int) throws -> Tensor {
         let a = try normalizeAxis(dim, self.dim, op: "log_softmax")
+        if self.dim == 0 { return try reshape([1]).logSoftmax(0).reshape([]) }
         let out = softmaxKernel(self, axis: a, log: true)
-        return record(out, "log_softmax", [self]) { g in
+        return record(out, "log_softmax", [self]) { [out = out.detach()] g in
             // dx = g - softmax * sum(g)
             let s = try g.sum([a], keepdim: true)
             let sm = unaryMap(out) { expf($0) }

@@ -48,7 +48,10 @@ public final class Tensor {
     public var isScalar: Bool { count == 1 }
 
     /// Size of dimension `d` (negative counts from the end).
-    public func size(_ d: Int) throws -> Int { shape[try normalizeAxis(d, dim, op: "size")] }
+    public func size(_ d: Int) throws -> Int {
+        guard dim > 0 else { throw TensorError("size", "dimension specified as \(d) but tensor has no dimensions") }
+        return shape[try normalizeAxis(d, dim, op: "size")]
+    }
 
     /// Row-major strides (in elements).
     public var strides: [Int] { contiguousStrides(shape) }
@@ -114,6 +117,13 @@ public final class Tensor {
     return a
 }
 
+/// Bytes of physical memory (0 when unknown). A tensor larger than this cannot be allocated, and
+/// asking for one must throw rather than die in the allocator.
+let physicalMemoryBytes: Int = {
+    let pages = sysconf(Int32(_SC_PHYS_PAGES)), size = sysconf(Int32(_SC_PAGESIZE))
+    return pages > 0 && size > 0 ? pages * size : 0
+}()
+
 func validateShape(_ shape: [Int], op: String) throws {
     for d in shape where d < 0 { throw TensorError(op, "negative dimension in shape \(fmt(shape))") }
     var total = 1
@@ -121,6 +131,9 @@ func validateShape(_ shape: [Int], op: String) throws {
         let (m, o) = total.multipliedReportingOverflow(by: d)
         guard !o && m <= (1 << 40) else { throw TensorError(op, "shape \(fmt(shape)) is too large") }
         total = m
+    }
+    if physicalMemoryBytes > 0 && total * MemoryLayout<Float>.stride > physicalMemoryBytes {
+        throw TensorError(op, "shape \(fmt(shape)) needs \(total * MemoryLayout<Float>.stride / (1 << 20)) MiB, more than this machine's memory")
     }
 }
 
@@ -153,7 +166,9 @@ extension Tensor {
     public static func arange(_ start: Float, _ end: Float, step: Float = 1) throws -> Tensor {
         guard step != 0, step.isFinite, start.isFinite, end.isFinite else { throw TensorError("arange", "step must be a non-zero finite number and bounds finite (start \(start), end \(end), step \(step))") }
         guard (end - start) / step >= 0 else { throw TensorError("arange", "upper bound and step sign are inconsistent (start \(start), end \(end), step \(step))") }
-        let n = Int(((Double(end) - Double(start)) / Double(step)).rounded(.up))
+        let steps = ((Double(end) - Double(start)) / Double(step)).rounded(.up)
+        guard steps <= Double(1 << 40) else { throw TensorError("arange", "too many elements (start \(start), end \(end), step \(step))") }
+        let n = Int(steps)
         let t = try zeros([n])
         for i in 0..<n { t.data[i] = Float(Double(start) + Double(i) * Double(step)) }
         return t
@@ -168,7 +183,7 @@ extension Tensor {
         let n = shape.reduce(1, *)
         guard n == values.count else { throw TensorError("tensor", "\(values.count) values do not fill shape \(fmt(shape)) (\(n) elements)") }
         self.init(shape, zeroed: false)
-        values.withUnsafeBufferPointer { data.update(from: $0.baseAddress!, count: n) }
+        if n > 0 { values.withUnsafeBufferPointer { data.update(from: $0.baseAddress!, count: n) } }
     }
 
     /// A 2-D tensor from nested rows.
@@ -191,7 +206,8 @@ extension Tensor {
     /// Uniform in [low, high).
     public static func uniform(_ shape: [Int], low: Float, high: Float, generator: Generator = .default) throws -> Tensor {
         guard low.isFinite, high.isFinite, low <= high else { throw TensorError("uniform", "need finite low <= high, got \(low), \(high)") }
-        let t = try zeros(shape)
+        try validateShape(shape, op: "uniform")
+        let t = Tensor(shape)
         let span = high - low
         for i in 0..<t.count { t.data[i] = low + span * generator.nextFloat() }
         return t
@@ -200,8 +216,18 @@ extension Tensor {
     /// Normal with the given mean and standard deviation.
     public static func normal(_ shape: [Int], mean: Float, std: Float, generator: Generator = .default) throws -> Tensor {
         guard mean.isFinite, std.isFinite, std >= 0 else { throw TensorError("normal", "need finite mean and std >= 0, got mean \(mean), std \(std)") }
-        let t = try zeros(shape)
+        try validateShape(shape, op: "normal")
+        let t = Tensor(shape)
         for i in 0..<t.count { t.data[i] = mean + std * generator.nextNormal() }
+        return t
+    }
+
+    /// The `n x n` identity matrix (`m` columns when given), like `torch.eye`.
+    public static func eye(_ n: Int, _ m: Int? = nil) throws -> Tensor {
+        let cols = m ?? n
+        try validateShape([n, cols], op: "eye")
+        let t = Tensor([n, cols])
+        for i in 0..<Swift.min(n, cols) { t.data[i * cols + i] = 1 }
         return t
     }
 

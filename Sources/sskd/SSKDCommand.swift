@@ -15,6 +15,6 @@ struct SSKDCommand: ParsableCommand {
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks against the PyTorch reference scripts in scripts/.",
-        subcommands: [BenchLua.self]
+        subcommands: [BenchOps.self, BenchData.self, BenchLua.self]
     )
 }

@@ -1,1 +1,0 @@
-// SSKDData: filled by its issue.

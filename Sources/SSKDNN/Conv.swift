@@ -1,0 +1,80 @@
+// Convolution layers. Shapes: input [N, Cin, H, W], weight [Cout, Cin/groups, kH, kW], bias [Cout],
+// output [N, Cout, Hout, Wout] with Hout = (H + 2*padH - dilH*(kH-1) - 1) / strideH + 1.
+
+import SSKDTensor
+
+/// 2-D convolution (`nn.Conv2d`, zero padding).
+public final class Conv2d: Module {
+    public let inChannels: Int, outChannels: Int
+    public let kernelSize: [Int], stride: [Int], padding: [Int], dilation: [Int]
+    public let groups: Int
+    public let weight: Tensor
+    public let bias: Tensor?
+
+    /// - Parameters: sizes are one value (square) or `[h, w]`. Initialised like PyTorch's default
+    ///   (kaiming_uniform with a = sqrt(5)) unless `initialize` is false (weights stay zero: for
+    ///   models that initialise their own way or load a checkpoint next).
+    public init(_ inChannels: Int, _ outChannels: Int, kernelSize: [Int], stride: [Int] = [1], padding: [Int] = [0],
+                dilation: [Int] = [1], groups: Int = 1, bias: Bool = true, initialize: Bool = true,
+                generator: Generator = .default) throws {
+        func pair(_ v: [Int], _ what: String, min: Int) throws -> [Int] {
+            guard v.count == 1 || v.count == 2, v.allSatisfy({ $0 >= min }) else {
+                throw TensorError("Conv2d", "\(what) must be one or two integers >= \(min), got \(v)")
+            }
+            return v.count == 1 ? [v[0], v[0]] : v
+        }
+        guard inChannels > 0, outChannels > 0, groups > 0 else {
+            throw TensorError("Conv2d", "channels and groups must be positive, got in \(inChannels), out \(outChannels), groups \(groups)")
+        }
+        guard inChannels % groups == 0, outChannels % groups == 0 else {
+            throw TensorError("Conv2d", "in_channels \(inChannels) and out_channels \(outChannels) must be divisible by groups \(groups)")
+        }
+        self.inChannels = inChannels; self.outChannels = outChannels; self.groups = groups
+        self.kernelSize = try pair(kernelSize, "kernel_size", min: 1)
+        self.stride = try pair(stride, "stride", min: 1)
+        self.padding = try pair(padding, "padding", min: 0)
+        self.dilation = try pair(dilation, "dilation", min: 1)
+        self.weight = try Tensor.zeros([outChannels, inChannels / groups] + self.kernelSize)
+        self.bias = bias ? try Tensor.zeros([outChannels]) : nil
+        super.init()
+        registerParameter("weight", weight)
+        if let b = self.bias { registerParameter("bias", b) }
+        if initialize { Init.torchDefault(weight: weight, bias: self.bias, generator: generator) }
+    }
+
+    public convenience init(_ inChannels: Int, _ outChannels: Int, kernelSize: Int, stride: Int = 1, padding: Int = 0,
+                            dilation: Int = 1, groups: Int = 1, bias: Bool = true, initialize: Bool = true,
+                            generator: Generator = .default) throws {
+        try self.init(inChannels, outChannels, kernelSize: [kernelSize], stride: [stride], padding: [padding],
+                      dilation: [dilation], groups: groups, bias: bias, initialize: initialize, generator: generator)
+    }
+
+    public override func forward(_ x: Tensor) throws -> Tensor {
+        try conv2d(x, weight, bias: bias, stride: stride, padding: padding, dilation: dilation, groups: groups)
+    }
+
+    public override var extraRepr: String {
+        var s = "\(inChannels), \(outChannels), kernel_size=\(pyTuple(kernelSize)), stride=\(pyTuple(stride))"
+        if padding != [0, 0] { s += ", padding=\(pyTuple(padding))" }
+        if dilation != [1, 1] { s += ", dilation=\(pyTuple(dilation))" }
+        if groups != 1 { s += ", groups=\(groups)" }
+        if bias == nil { s += ", bias=False" }
+        return s
+    }
+}
+
+/// Conv2d -> BatchNorm2d -> activation, torchvision's `Conv2dNormActivation` (a Sequential whose
+/// children are named 0, 1, 2). Padding defaults to `(kernel - 1) / 2 * dilation` ("same" for
+/// odd kernels at stride 1); the conv has no bias because the norm follows.
+public final class Conv2dNormActivation: Sequential {
+    public init(_ inChannels: Int, _ outChannels: Int, kernelSize: Int = 3, stride: Int = 1, padding: Int? = nil,
+                groups: Int = 1, dilation: Int = 1, norm: BatchNorm2d.Settings? = .init(),
+                activation: (() -> Module)? = { ReLU(inplace: true) }, initialize: Bool = true, generator: Generator = .default) throws {
+        let pad = padding ?? (kernelSize - 1) / 2 * dilation
+        var layers: [Module] = [try Conv2d(inChannels, outChannels, kernelSize: kernelSize, stride: stride, padding: pad,
+                                           dilation: dilation, groups: groups, bias: norm == nil, initialize: initialize, generator: generator)]
+        if let norm { layers.append(try BatchNorm2d(outChannels, settings: norm)) }
+        if let activation { layers.append(activation()) }
+        super.init(layers)
+    }
+}

@@ -1,0 +1,184 @@
+// The module tree: named parameters, buffers and submodules, train/eval mode, state dicts and a
+// torch-like printed form. Layers subclass `Module`, register what they own in `init`, and
+// override `forward` (and `extraRepr` for their settings line).
+//
+// Registration order is the state-dict order, exactly as in PyTorch: a module's own parameters,
+// then its own buffers, then each child's entries under "<child>.".
+
+import Foundation
+import SSKDTensor
+
+/// A layer or a network of layers (PyTorch's `nn.Module`).
+///
+/// Parameters are leaf tensors with `requiresGrad == true`; buffers (BatchNorm running
+/// statistics) are state that is saved but not trained. Loading a state dict copies values into
+/// the registered tensors in place, so references held by optimizers stay valid.
+open class Module: CustomStringConvertible {
+    /// This module's own parameters, in registration order.
+    public private(set) var localParameters: [(name: String, tensor: Tensor)] = []
+    /// This module's own buffers and the dtype they are saved as.
+    public private(set) var localBuffers: [(name: String, tensor: Tensor, dtype: DType)] = []
+    /// Direct submodules, in registration order.
+    public private(set) var children: [(name: String, module: Module)] = []
+    /// Training mode (dropout active, BatchNorm uses and updates batch statistics).
+    public private(set) var training: Bool = true
+
+    public init() {}
+
+    // MARK: Registration
+
+    /// Registers (or replaces) a trainable parameter; it becomes a leaf that requires grad.
+    public func registerParameter(_ name: String, _ tensor: Tensor) {
+        tensor.requiresGrad = true
+        if let i = localParameters.firstIndex(where: { $0.name == name }) { localParameters[i].tensor = tensor }
+        else { localParameters.append((name, tensor)) }
+    }
+
+    /// Registers (or replaces) a buffer: saved in the state dict, never trained.
+    public func registerBuffer(_ name: String, _ tensor: Tensor, dtype: DType = .f32) {
+        if let i = localBuffers.firstIndex(where: { $0.name == name }) { localBuffers[i] = (name, tensor, dtype) }
+        else { localBuffers.append((name, tensor, dtype)) }
+    }
+
+    /// Registers (or replaces, keeping its position) a child module.
+    public func registerModule(_ name: String, _ module: Module) {
+        if let i = children.firstIndex(where: { $0.name == name }) { children[i].module = module }
+        else { children.append((name, module)) }
+    }
+
+    /// The direct child called `name`.
+    public func child(_ name: String) -> Module? { children.first { $0.name == name }?.module }
+
+    /// The module at a dotted path (`"features.1.conv"`); `""` is this module.
+    public func submodule(_ path: String) -> Module? {
+        if path.isEmpty { return self }
+        var m: Module = self
+        for part in path.split(separator: ".", omittingEmptySubsequences: false) {
+            guard let c = m.child(String(part)) else { return nil }
+            m = c
+        }
+        return m
+    }
+
+    /// Replaces the module at a dotted path (`"classifier.1"`), e.g. to swap a classifier head.
+    public func setSubmodule(_ path: String, _ module: Module) throws {
+        let parts = path.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+        guard let last = parts.last, !path.isEmpty else { throw TensorError("set_submodule", "empty module path") }
+        let parentPath = parts.dropLast().joined(separator: ".")
+        guard let parent = submodule(parentPath) else { throw TensorError("set_submodule", "no module at '\(parentPath)' (setting '\(path)')") }
+        guard parent.child(last) != nil else {
+            throw TensorError("set_submodule", "'\(parentPath.isEmpty ? typeName : parentPath)' has no child '\(last)' (children: \(parent.children.map { $0.name }.joined(separator: ", ")))")
+        }
+        parent.registerModule(last, module)
+    }
+
+    // MARK: Tree queries
+
+    /// Every module of the tree with its dotted path, this one first (`""`), depth first.
+    public func namedModules(prefix: String = "") -> [(name: String, module: Module)] {
+        var out: [(String, Module)] = [(prefix, self)]
+        for (n, c) in children { out += c.namedModules(prefix: prefix.isEmpty ? n : prefix + "." + n) }
+        return out
+    }
+
+    /// All modules of the tree, this one first.
+    public func modules() -> [Module] { namedModules().map { $0.module } }
+
+    /// Every parameter with its dotted name (`"features.0.0.weight"`), shared tensors once.
+    public func namedParameters() -> [(name: String, tensor: Tensor)] {
+        var seen = Set<ObjectIdentifier>()
+        var out: [(String, Tensor)] = []
+        for (prefix, m) in namedModules() {
+            for (n, t) in m.localParameters where seen.insert(ObjectIdentifier(t)).inserted {
+                out.append((prefix.isEmpty ? n : prefix + "." + n, t))
+            }
+        }
+        return out
+    }
+
+    /// All parameters (for an optimizer).
+    public func parameters() -> [Tensor] { namedParameters().map { $0.tensor } }
+
+    /// Every buffer with its dotted name.
+    public func namedBuffers() -> [(name: String, tensor: Tensor)] {
+        namedModules().flatMap { prefix, m in m.localBuffers.map { (prefix.isEmpty ? $0.name : prefix + "." + $0.name, $0.tensor) } }
+    }
+
+    /// Number of parameter elements.
+    public var parameterCount: Int { parameters().reduce(0) { $0 + $1.count } }
+    /// Number of parameter elements that require grad.
+    public var trainableParameterCount: Int { parameters().filter { $0.requiresGrad }.reduce(0) { $0 + $1.count } }
+
+    // MARK: Modes
+
+    /// Sets training mode on this module and every descendant (`model.train()` / `model.train(false)`).
+    public func train(_ mode: Bool = true) {
+        training = mode
+        for (_, c) in children { c.train(mode) }
+    }
+
+    /// Evaluation mode: dropout off, BatchNorm uses its running statistics.
+    public func eval() { train(false) }
+
+    /// Sets `requiresGrad` on every parameter (freezing or unfreezing the module).
+    public func requiresGrad(_ flag: Bool) { for p in parameters() { p.requiresGrad = flag } }
+
+    /// Clears every parameter's gradient.
+    public func zeroGrad() { for p in parameters() { p.grad = nil } }
+
+    // MARK: Forward
+
+    /// The computation; subclasses override it.
+    open func forward(_ x: Tensor) throws -> Tensor {
+        throw TensorError(typeName, "forward is not implemented")
+    }
+
+    /// Runs `forward` (and reports the output to an active summary).
+    public func callAsFunction(_ x: Tensor) throws -> Tensor {
+        let y = try forward(x)
+        if let rec = SummaryRecorder.active { rec.record(self, input: x, output: y) }
+        return y
+    }
+
+    // MARK: Printing
+
+    /// The class name shown in the printed tree (`Conv2d`, `MBConv`, ...).
+    open var typeName: String { String(describing: type(of: self)) }
+
+    /// The settings shown inside the parentheses, like PyTorch's `extra_repr`.
+    open var extraRepr: String { "" }
+
+    /// The layer tree, formatted like PyTorch's `repr(module)`.
+    public var description: String {
+        let extra = extraRepr.isEmpty ? [] : extraRepr.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        let childLines = children.map { name, m in
+            "(\(name)): " + m.description.replacingNewlines(with: "\n  ")
+        }
+        var s = typeName + "("
+        let lines = extra + childLines
+        if !lines.isEmpty {
+            if extra.count == 1 && childLines.isEmpty { s += extra[0] } else { s += "\n  " + lines.joined(separator: "\n  ") + "\n" }
+        }
+        return s + ")"
+    }
+}
+
+extension String {
+    /// Indents continuation lines (PyTorch's `_addindent`).
+    func replacingNewlines(with s: String) -> String {
+        split(separator: "\n", omittingEmptySubsequences: false).joined(separator: s)
+    }
+}
+
+/// Formats a Double the way Python's `repr(float)` does (shortest round-trip: `0.1`, `1e-05`, `0.0`);
+/// Swift's `description` uses the same algorithm and spelling.
+func pyFloat(_ v: Double) -> String {
+    if v.isNaN { return "nan" }
+    if v.isInfinite { return v > 0 ? "inf" : "-inf" }
+    return v.description
+}
+
+/// Python's tuple repr for ints: `(3, 3)`, `(1,)`.
+func pyTuple(_ v: [Int]) -> String { v.count == 1 ? "(\(v[0]),)" : "(" + v.map(String.init).joined(separator: ", ") + ")" }
+
+func pyBool(_ b: Bool) -> String { b ? "True" : "False" }

@@ -1,1 +1,0 @@
-// SSKDNN: filled by its issue.

@@ -1,1 +1,0 @@
-// SSKDOptim: filled by its issue.

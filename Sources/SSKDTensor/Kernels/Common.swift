@@ -1,0 +1,54 @@
+// Helpers shared by the CNN kernels: unaligned SIMD loads/stores and argument parsing for the
+// PyTorch-style `stride` / `padding` / `dilation` lists.
+
+/// Loads 8 floats from `p` (any alignment).
+@inline(__always) func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
+    UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
+}
+
+@inline(__always) func load8(_ p: UnsafeMutablePointer<Float>) -> SIMD8<Float> {
+    UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
+}
+
+/// Stores 8 floats at `p` (any alignment).
+@inline(__always) func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
+    UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
+}
+
+/// A horizontal sum in Double (the lanes are partial sums of one reduction).
+@inline(__always) func hsum(_ v: SIMD8<Float>) -> Double {
+    var s = 0.0
+    for i in 0..<8 { s += Double(v[i]) }
+    return s
+}
+
+/// `[v]` or `[vh, vw]` -> (vh, vw), each >= `minimum`.
+func pair(_ v: [Int], _ name: String, op: String, minimum: Int) throws -> (Int, Int) {
+    let r: (Int, Int)
+    switch v.count {
+    case 1: r = (v[0], v[0])
+    case 2: r = (v[0], v[1])
+    default: throw TensorError(op, "\(name) must have 1 or 2 entries, got \(v)")
+    }
+    guard r.0 >= minimum && r.1 >= minimum else {
+        throw TensorError(op, "\(name) must be >= \(minimum), got \(v)")
+    }
+    return r
+}
+
+/// `[p]`, `[ph, pw]` or `[top, bottom, left, right]` -> (top, bottom, left, right), each >= 0.
+func quad(_ v: [Int], _ name: String, op: String) throws -> (Int, Int, Int, Int) {
+    let r: (Int, Int, Int, Int)
+    switch v.count {
+    case 1: r = (v[0], v[0], v[0], v[0])
+    case 2: r = (v[0], v[0], v[1], v[1])
+    case 4: r = (v[0], v[1], v[2], v[3])
+    default: throw TensorError(op, "\(name) must have 1, 2 or 4 entries, got \(v)")
+    }
+    guard r.0 >= 0 && r.1 >= 0 && r.2 >= 0 && r.3 >= 0 else { throw TensorError(op, "\(name) must be >= 0, got \(v)") }
+    return r
+}
+
+/// Chunk size for `parallelFor` over `items` tasks of `work` elements each: about 32K elements
+/// per chunk, at least one task.
+@inline(__always) func grainFor(work: Int) -> Int { Swift.max(1, 32768 / Swift.max(work, 1)) }

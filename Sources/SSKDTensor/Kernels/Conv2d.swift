@@ -1,0 +1,261 @@
+// Dense and grouped 2-D convolution (NCHW, Float32) through im2col + sgemm; 1x1 stride-1
+// unpadded convolutions skip im2col (each image is already the GEMM's right-hand matrix).
+// Depthwise convolution (groups == Cin) lives in Depthwise.swift.
+//
+// Shapes:
+//   x   [N, C, H, W]            input
+//   w   [O, C/G, KH, KW]        weight (G = groups; output channel o reads group o / (O/G))
+//   b   [O]                     bias (optional)
+//   y   [N, O, OH, OW]          output, OH = (H + pt + pb - DH*(KH-1) - 1) / SH + 1 (floor)
+//   col [C/G * KH * KW, OH*OW]  im2col matrix of one image and group:
+//                               col[(c*KH + i)*KW + j][oh*OW + ow] = x[c][oh*SH - pt + i*DH][ow*SW - pl + j*DW]
+//                               (zero outside the image)
+// Per image n and group g:  y[n, g] (O/G x OH*OW) = w[g] (O/G x CKK) @ col (CKK x OH*OW)
+// Backward:                 dw[g] += dy[n, g] @ col^T,  dcol = w[g]^T @ dy[n, g] -> col2im -> dx
+//
+// Small maps (HW <= 256: 12x12, 6x6, 3x3, 1x1 at 96 px input) make per-image GEMMs tiny, so
+// 1x1 convolutions there run as ONE GEMM over the batch on channel-major copies:
+//   xt [C, N*HW] = x transposed per image,  yt [O, N*HW] = w @ xt,  dw = dyt @ xt^T,  dxt = w^T @ dyt
+//
+// OpenBLAS threads itself, so GEMMs are issued from this thread one after another; only the
+// im2col / col2im / pack / bias loops run under parallelFor.
+
+/// Validated geometry of one conv2d call.
+struct ConvGeometry {
+    var n, c, h, w: Int
+    var o, kh, kw: Int
+    var groups: Int
+    var sh, sw, dh, dw: Int
+    var pt, pb, pl, pr: Int
+    var oh, ow: Int
+
+    /// Input / output channels per group, and the im2col row count.
+    var cg: Int { c / groups }
+    var og: Int { o / groups }
+    var ckk: Int { cg * kh * kw }
+    var hw: Int { h * w }
+    var ohw: Int { oh * ow }
+
+    /// A 1x1, stride-1, unpadded convolution: the image itself is the im2col matrix.
+    var isPointwise: Bool { kh == 1 && kw == 1 && sh == 1 && sw == 1 && pt == 0 && pb == 0 && pl == 0 && pr == 0 }
+    /// A pointwise convolution on a map small enough that one batched GEMM beats N small ones.
+    var isBatchedPointwise: Bool { isPointwise && groups == 1 && n > 1 && hw <= 256 }
+    /// One filter per input channel (channel multiplier O/C), handled by the direct kernels.
+    var isDepthwise: Bool { groups == c && groups > 1 }
+
+    init(input: [Int], weight: [Int], bias: [Int]?, stride: [Int], padding: [Int], dilation: [Int], groups: Int) throws {
+        let op = "conv2d"
+        guard input.count == 4 else { throw TensorError(op, "expected a 4-D input [N, C, H, W], got shape \(fmt(input))") }
+        guard weight.count == 4 else { throw TensorError(op, "expected a 4-D weight [Cout, Cin/groups, kH, kW], got shape \(fmt(weight))") }
+        guard groups >= 1 else { throw TensorError(op, "groups must be >= 1, got \(groups)") }
+        (n, c, h, w) = (input[0], input[1], input[2], input[3])
+        (o, kh, kw) = (weight[0], weight[2], weight[3])
+        self.groups = groups
+        guard c % groups == 0 else { throw TensorError(op, "input channels \(c) (input \(fmt(input))) are not divisible by groups \(groups)") }
+        guard o % groups == 0, o > 0 else { throw TensorError(op, "output channels \(o) (weight \(fmt(weight))) must be positive and divisible by groups \(groups)") }
+        guard weight[1] == c / groups else {
+            throw TensorError(op, "weight \(fmt(weight)) expects \(weight[1] * groups) input channels (groups \(groups)), but input \(fmt(input)) has \(c)")
+        }
+        guard kh >= 1 && kw >= 1 else { throw TensorError(op, "kernel size must be >= 1, got weight \(fmt(weight))") }
+        if let b = bias, b != [o] { throw TensorError(op, "bias shape \(fmt(b)) does not match output channels \(o) (expected [\(o)])") }
+        (sh, sw) = try pair(stride, "stride", op: op, minimum: 1)
+        (dh, dw) = try pair(dilation, "dilation", op: op, minimum: 1)
+        (pt, pb, pl, pr) = try quad(padding, "padding", op: op)
+        let effH = h + pt + pb - dh * (kh - 1), effW = w + pl + pr - dw * (kw - 1)
+        guard effH >= 1 && effW >= 1 else {
+            throw TensorError(op, "input \(fmt(input)) with padding \(padding) is smaller than the dilated kernel (\(dh * (kh - 1) + 1)x\(dw * (kw - 1) + 1))")
+        }
+        oh = (effH - 1) / sh + 1
+        ow = (effW - 1) / sw + 1
+    }
+}
+
+// MARK: - im2col / col2im
+
+/// Fills `col` [CG*KH*KW, OH*OW] from the CG channels at `x` (one image, one group).
+func im2col(_ col: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ g: ConvGeometry) {
+    let (kh, kw, oh, ow, h, w) = (g.kh, g.kw, g.oh, g.ow, g.h, g.w)
+    let (sh, sw, dh, dw, pt, pl) = (g.sh, g.sw, g.dh, g.dw, g.pt, g.pl)
+    parallelFor(g.ckk, grain: grainFor(work: g.ohw)) { rows in
+        for row in rows {
+            let c = row / (kh * kw), i = (row / kw) % kh, j = row % kw
+            let plane = x + c * h * w
+            let dst = col + row * oh * ow
+            // Output columns whose input column lies inside the image: 0 <= ow*sw - pl + j*dw < w.
+            let shift = j * dw - pl
+            let lo = Swift.min(ow, shift >= 0 ? 0 : (-shift + sw - 1) / sw)
+            let hi = Swift.max(lo, Swift.min(ow, w - shift <= 0 ? 0 : (w - shift - 1) / sw + 1))
+            for y in 0..<oh {
+                let ih = y * sh - pt + i * dh
+                let d = dst + y * ow
+                guard ih >= 0 && ih < h else { d.update(repeating: 0, count: ow); continue }
+                let src = plane + ih * w + shift
+                if lo > 0 { d.update(repeating: 0, count: lo) }
+                if sw == 1 {
+                    (d + lo).update(from: src + lo, count: hi - lo)
+                } else {
+                    for q in lo..<hi { d[q] = src[q * sw] }
+                }
+                if hi < ow { (d + hi).update(repeating: 0, count: ow - hi) }
+            }
+        }
+    }
+}
+
+/// Adds `col` [CG*KH*KW, OH*OW] back into the CG channels at `dx` (the adjoint of im2col).
+/// Parallel over channels so that no two tasks write the same plane.
+func col2im(_ dx: UnsafeMutablePointer<Float>, _ col: UnsafePointer<Float>, _ g: ConvGeometry) {
+    let (kh, kw, oh, ow, h, w) = (g.kh, g.kw, g.oh, g.ow, g.h, g.w)
+    let (sh, sw, dh, dw, pt, pl) = (g.sh, g.sw, g.dh, g.dw, g.pt, g.pl)
+    parallelFor(g.cg, grain: grainFor(work: kh * kw * g.ohw)) { chans in
+        for c in chans {
+            let plane = dx + c * h * w
+            for i in 0..<kh {
+                for j in 0..<kw {
+                    let src = col + ((c * kh + i) * kw + j) * oh * ow
+                    let shift = j * dw - pl
+                    let lo = Swift.min(ow, shift >= 0 ? 0 : (-shift + sw - 1) / sw)
+                    let hi = Swift.max(lo, Swift.min(ow, w - shift <= 0 ? 0 : (w - shift - 1) / sw + 1))
+                    for y in 0..<oh {
+                        let ih = y * sh - pt + i * dh
+                        guard ih >= 0 && ih < h else { continue }
+                        let d = plane + ih * w + shift, s = src + y * ow
+                        if sw == 1 {
+                            for q in lo..<hi { d[q] += s[q] }
+                        } else {
+                            for q in lo..<hi { d[q * sw] += s[q] }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+// MARK: - Forward / backward
+
+/// [N, C, HW] -> [C, N*HW] (`toChannelMajor`) and back.
+func packChannelMajor(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, n: Int, c: Int, hw: Int) {
+    parallelFor(c, grain: grainFor(work: n * hw)) { chans in
+        for ch in chans { for img in 0..<n { (dst + (ch * n + img) * hw).update(from: src + (img * c + ch) * hw, count: hw) } }
+    }
+}
+
+func unpackChannelMajor(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, n: Int, c: Int, hw: Int) {
+    parallelFor(c, grain: grainFor(work: n * hw)) { chans in
+        for ch in chans { for img in 0..<n { (dst + (img * c + ch) * hw).update(from: src + (ch * n + img) * hw, count: hw) } }
+    }
+}
+
+/// y = conv2d(x, w) + b for dense and grouped convolutions (see the legend at the top).
+func conv2dForward(out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
+                   bias: UnsafePointer<Float>?, _ g: ConvGeometry) {
+    if g.isBatchedPointwise {
+        let cols = g.n * g.hw
+        let xt = UnsafeMutablePointer<Float>.allocate(capacity: g.c * cols + g.o * cols)
+        defer { xt.deallocate() }
+        let yt = xt + g.c * cols
+        packChannelMajor(xt, input, n: g.n, c: g.c, hw: g.hw)
+        sgemm(transA: false, transB: false, m: g.o, n: cols, k: g.c, a: weight, lda: g.c, b: xt, ldb: cols, c: yt, ldc: cols)
+        unpackChannelMajor(out, yt, n: g.n, c: g.o, hw: g.hw)
+        if let bias { addChannelBias(out, bias, n: g.n, c: g.o, hw: g.ohw) }
+        return
+    }
+    let (ckk, og, ohw) = (g.ckk, g.og, g.ohw)
+    let col: UnsafeMutablePointer<Float>? = g.isPointwise ? nil : .allocate(capacity: ckk * ohw)
+    defer { col?.deallocate() }
+    for n in 0..<g.n {
+        for grp in 0..<g.groups {
+            let x = input + (n * g.c + grp * g.cg) * g.hw
+            let b: UnsafePointer<Float>
+            if let col { im2col(col, x, g); b = UnsafePointer(col) } else { b = x }
+            sgemm(transA: false, transB: false, m: og, n: ohw, k: ckk,
+                  a: weight + grp * og * ckk, lda: ckk, b: b, ldb: ohw,
+                  c: out + (n * g.o + grp * og) * ohw, ldc: ohw)
+        }
+    }
+    if let bias { addChannelBias(out, bias, n: g.n, c: g.o, hw: ohw) }
+}
+
+/// Gradients of `conv2dForward`. Each destination that is non-nil is overwritten.
+func conv2dBackward(dinput: UnsafeMutablePointer<Float>?, dweight: UnsafeMutablePointer<Float>?, dbias: UnsafeMutablePointer<Float>?,
+                    dout: UnsafePointer<Float>, input: UnsafePointer<Float>, weight: UnsafePointer<Float>, _ g: ConvGeometry) {
+    let (ckk, og, ohw) = (g.ckk, g.og, g.ohw)
+    if let dbias { channelSums(dbias, dout, n: g.n, c: g.o, hw: ohw) }
+    guard dinput != nil || dweight != nil else { return }
+    if g.isBatchedPointwise {
+        let cols = g.n * g.hw
+        let buf = UnsafeMutablePointer<Float>.allocate(capacity: g.c * cols + g.o * cols)
+        defer { buf.deallocate() }
+        let xt = buf, dyt = buf + g.c * cols
+        packChannelMajor(dyt, dout, n: g.n, c: g.o, hw: g.hw)
+        if let dweight {
+            packChannelMajor(xt, input, n: g.n, c: g.c, hw: g.hw)
+            sgemm(transA: false, transB: true, m: g.o, n: g.c, k: cols, a: dyt, lda: cols, b: xt, ldb: cols, c: dweight, ldc: g.c)
+        }
+        if let dinput {
+            sgemm(transA: true, transB: false, m: g.c, n: cols, k: g.o, a: weight, lda: g.c, b: dyt, ldb: cols, c: xt, ldc: cols)
+            unpackChannelMajor(dinput, xt, n: g.n, c: g.c, hw: g.hw)
+        }
+        return
+    }
+    let pointwise = g.isPointwise
+    let col: UnsafeMutablePointer<Float>? = pointwise ? nil : .allocate(capacity: ckk * ohw)
+    defer { col?.deallocate() }
+    if let dinput { dinput.update(repeating: 0, count: g.n * g.c * g.hw) }
+    for n in 0..<g.n {
+        for grp in 0..<g.groups {
+            let x = input + (n * g.c + grp * g.cg) * g.hw
+            let dy = dout + (n * g.o + grp * og) * ohw
+            let wg = weight + grp * og * ckk
+            if let dweight {
+                // dw[g] (og x ckk) (+)= dy (og x ohw) @ col^T (ohw x ckk)
+                let b: UnsafePointer<Float>
+                if let col { im2col(col, x, g); b = UnsafePointer(col) } else { b = x }
+                sgemm(transA: false, transB: true, m: og, n: ckk, k: ohw, a: dy, lda: ohw, b: b, ldb: ohw,
+                      beta: n == 0 ? 0 : 1, c: dweight + grp * og * ckk, ldc: ckk)
+            }
+            if let dinput {
+                let dx = dinput + (n * g.c + grp * g.cg) * g.hw
+                // dcol (ckk x ohw) = w[g]^T (ckk x og) @ dy (og x ohw)
+                if let col {
+                    sgemm(transA: true, transB: false, m: ckk, n: ohw, k: og, a: wg, lda: ckk, b: dy, ldb: ohw, c: col, ldc: ohw)
+                    col2im(dx, col, g)
+                } else {
+                    sgemm(transA: true, transB: false, m: ckk, n: ohw, k: og, a: wg, lda: ckk, b: dy, ldb: ohw, c: dx, ldc: ohw)
+                }
+            }
+        }
+    }
+}
+
+// MARK: - Per-channel helpers (also used by the depthwise and batch-norm kernels)
+
+/// y[n, c, :] += b[c] for y [N, C, HW].
+func addChannelBias(_ y: UnsafeMutablePointer<Float>, _ b: UnsafePointer<Float>, n: Int, c: Int, hw: Int) {
+    parallelFor(n * c, grain: grainFor(work: hw)) { planes in
+        for p in planes {
+            let v = b[p % c], row = y + p * hw
+            for i in 0..<hw { row[i] += v }
+        }
+    }
+}
+
+/// s[c] = sum over n and hw of y[n, c, hw] (summed in a fixed order; Double accumulation).
+func channelSums(_ s: UnsafeMutablePointer<Float>, _ y: UnsafePointer<Float>, n: Int, c: Int, hw: Int) {
+    parallelFor(c, grain: grainFor(work: n * hw)) { chans in
+        for ch in chans {
+            var total = 0.0
+            for img in 0..<n {
+                let row = y + (img * c + ch) * hw
+                var acc = SIMD8<Float>()
+                var i = 0
+                while i + 8 <= hw { acc += load8(row + i); i += 8 }
+                var t = hsum(acc)
+                while i < hw { t += Double(row[i]); i += 1 }
+                total += t
+            }
+            s[ch] = Float(total)
+        }
+    }
+}

@@ -1,0 +1,30 @@
+// Dropout and stochastic depth (regularisers that zero activations at random in training).
+//
+// Shapes:
+//   dropout:          x, y, scale [count]; scale[i] = 0 (dropped, probability p) or 1/(1-p)
+//   stochastic depth: x, y [N, R] (R = product of the non-batch dims); rowScale [N] (mode row)
+//                     or one value (mode batch), each 0 or 1/(1-p) (no scaling when 1-p == 0,
+//                     as torchvision)
+// Masks are drawn sequentially from the caller's Generator, one uniform per element (dropout) or
+// per sample (row mode), so the same seed gives the same mask at any thread count.
+
+/// Draws the dropout scale mask: 0 with probability `p`, else 1/(1-p).
+func dropoutMask(_ scale: UnsafeMutablePointer<Float>, count: Int, p: Float, generator: Generator) {
+    let keep: Float = p < 1 ? 1 / (1 - p) : 0
+    for i in 0..<count { scale[i] = generator.nextFloat() < p ? 0 : keep }
+}
+
+/// y = x * scale (also the backward: dx = dy * scale).
+func maskedScale(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ scale: UnsafePointer<Float>, count: Int) {
+    parallelFor(count) { r in for i in r { y[i] = x[i] * scale[i] } }
+}
+
+/// y[n, :] = x[n, :] * rowScale[n] for x [N, R] (also the backward).
+func rowScale(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ scale: UnsafePointer<Float>, rows: Int, cols: Int) {
+    parallelFor(rows, grain: grainFor(work: cols)) { rs in
+        for r in rs {
+            let s = scale[r], src = x + r * cols, dst = y + r * cols
+            for i in 0..<cols { dst[i] = src[i] * s }
+        }
+    }
+}

@@ -1,1 +1,0 @@
-// SSKDTrain: filled by its issue.

@@ -1,4 +1,0 @@
-import XCTest
-@testable import SSKDData
-
-final class SSKDDataPlaceholderTests: XCTestCase { func testLinks() {} }

@@ -1,4 +1,0 @@
-import XCTest
-@testable import SSKDNN
-
-final class SSKDNNPlaceholderTests: XCTestCase { func testLinks() {} }

@@ -1,4 +1,0 @@
-import XCTest
-@testable import SSKDOptim
-
-final class SSKDOptimPlaceholderTests: XCTestCase { func testLinks() {} }

@@ -1,0 +1,188 @@
+import XCTest
+@testable import SSKDTensor
+
+/// Dropout / stochastic-depth statistics, batch-norm running statistics, and argument errors.
+final class KernelsBehaviourTests: XCTestCase {
+    // MARK: dropout
+
+    func testDropoutStatistics() throws {
+        let x = try Tensor.ones([200, 100])
+        for p: Float in [0.1, 0.2, 0.5, 0.8] {
+            let y = try dropout(x, p: p, training: true, generator: Generator(seed: 11))
+            var dropped = 0
+            for i in 0..<y.count {
+                if y.data[i] == 0 { dropped += 1 } else { XCTAssertEqual(y.data[i], 1 / (1 - p), accuracy: 1e-6) }
+            }
+            let frac = Float(dropped) / Float(y.count)
+            // 20000 Bernoulli draws: the standard deviation of the fraction is <= 0.0036.
+            XCTAssertEqual(frac, p, accuracy: 0.02, "dropped fraction at p = \(p)")
+        }
+    }
+
+    func testDropoutEvalSeedAndEdges() throws {
+        let x = try Tensor.randn([4, 50], generator: Generator(seed: 1))
+        XCTAssertTrue(try dropout(x, p: 0.5, training: false) === x, "eval is the identity")
+        XCTAssertTrue(try dropout(x, p: 0, training: true) === x, "p = 0 is the identity")
+        let a = try dropout(x, p: 0.3, training: true, generator: Generator(seed: 9))
+        let b = try dropout(x, p: 0.3, training: true, generator: Generator(seed: 9))
+        let c = try dropout(x, p: 0.3, training: true, generator: Generator(seed: 10))
+        XCTAssertEqual(a.toArray(), b.toArray(), "same seed, same mask")
+        XCTAssertNotEqual(a.toArray(), c.toArray())
+        XCTAssertEqual(try dropout(x, p: 1, training: true).toArray(), [Float](repeating: 0, count: x.count))
+        XCTAssertThrowsError(try dropout(x, p: 1.5, training: true))
+        XCTAssertThrowsError(try dropout(x, p: -0.1, training: true))
+    }
+
+    func testDropoutGradientUsesTheMask() throws {
+        let x = try Tensor.ones([1000]).requiringGrad()
+        let y = try dropout(x, p: 0.25, training: true, generator: Generator(seed: 2))
+        try y.sum().backward()
+        XCTAssertEqual(try XCTUnwrap(x.grad).toArray(), y.toArray(), "d(sum y)/dx = mask * 1/(1-p) = y for x = 1")
+    }
+
+    // MARK: stochastic depth
+
+    func testStochasticDepthRowMode() throws {
+        let n = 4000, p: Float = 0.2
+        let x = try Tensor.ones([n, 2, 3, 3])
+        let y = try stochasticDepth(x, p: p, mode: .row, training: true, generator: Generator(seed: 4))
+        var dropped = 0
+        for s in 0..<n {
+            let row = Array(UnsafeBufferPointer(start: y.data + s * 18, count: 18))
+            // A whole sample is either dropped or kept and scaled by 1/(1-p).
+            XCTAssertEqual(Set(row).count, 1, "sample \(s) is not uniformly masked")
+            if row[0] == 0 { dropped += 1 } else { XCTAssertEqual(row[0], 1 / (1 - p), accuracy: 1e-6) }
+        }
+        XCTAssertEqual(Float(dropped) / Float(n), p, accuracy: 0.03)
+    }
+
+    func testStochasticDepthBatchModeEvalAndEdges() throws {
+        let x = try Tensor.randn([8, 3, 2, 2], generator: Generator(seed: 3))
+        var kept = 0, zeroed = 0
+        for seed in 0..<200 {
+            let y = try stochasticDepth(x, p: 0.5, mode: .batch, training: true, generator: Generator(seed: UInt64(seed)))
+            let ratio = Set((0..<y.count).map { x.data[$0] == 0 ? -1 : y.data[$0] / x.data[$0] })
+            XCTAssertEqual(ratio.count, 1, "batch mode scales every sample alike")
+            if y.data[0] == 0 { zeroed += 1 } else { kept += 1; XCTAssertEqual(ratio.first!, 2, accuracy: 1e-5) }
+        }
+        XCTAssertGreaterThan(kept, 60); XCTAssertGreaterThan(zeroed, 60)
+        XCTAssertTrue(try stochasticDepth(x, p: 0.5, training: false) === x)
+        XCTAssertTrue(try stochasticDepth(x, p: 0, training: true) === x)
+        // p = 1: survival rate 0, every sample dropped and nothing divided by zero.
+        let all = try stochasticDepth(x, p: 1, training: true)
+        XCTAssertEqual(all.toArray(), [Float](repeating: 0, count: x.count))
+        let a = try stochasticDepth(x, p: 0.5, training: true, generator: Generator(seed: 77))
+        let b = try stochasticDepth(x, p: 0.5, training: true, generator: Generator(seed: 77))
+        XCTAssertEqual(a.toArray(), b.toArray())
+        XCTAssertThrowsError(try stochasticDepth(x, p: 2, training: true))
+    }
+
+    // MARK: batch norm running statistics
+
+    func testBatchNormRunningStatsAndEvalUseThem() throws {
+        // Channel 0 holds 1...8 (mean 4.5, biased var 5.25, unbiased 6), channel 1 holds 2 * that.
+        let vals: [Float] = (1...8).map(Float.init)
+        var data: [Float] = []
+        for img in 0..<2 { data += Array(vals[(img * 4)..<(img * 4 + 4)]); data += vals[(img * 4)..<(img * 4 + 4)].map { $0 * 2 } }
+        let x = try Tensor(data, shape: [2, 2, 2, 2])
+        let rm = try Tensor.zeros([2]), rv = try Tensor.ones([2])
+        let y = try batchNorm2d(x, runningMean: rm, runningVar: rv, weight: nil, bias: nil, training: true, momentum: 0.1)
+        XCTAssertEqual(rm.toArray()[0], 0.45, accuracy: 1e-6)
+        XCTAssertEqual(rm.toArray()[1], 0.9, accuracy: 1e-6)
+        XCTAssertEqual(rv.toArray()[0], 0.9 + 0.1 * 6, accuracy: 1e-5)
+        XCTAssertEqual(rv.toArray()[1], 0.9 + 0.1 * 24, accuracy: 1e-5)
+        XCTAssertEqual(y.data[0], (1 - 4.5) / (5.25 + 1e-5).squareRoot(), accuracy: 1e-5)
+        // Eval: (x - running_mean) / sqrt(running_var + eps).
+        let e = try batchNorm2d(x, runningMean: rm, runningVar: rv, weight: nil, bias: nil, training: false)
+        XCTAssertEqual(e.data[0], (1 - 0.45) / (1.5 + 1e-5).squareRoot(), accuracy: 1e-5)
+        XCTAssertEqual(rm.toArray()[0], 0.45, accuracy: 1e-6, "eval leaves running stats alone")
+    }
+
+    // MARK: errors
+
+    func assertError(_ op: String, file: StaticString = #filePath, line: UInt = #line, _ f: () throws -> Tensor) {
+        XCTAssertThrowsError(try f(), file: file, line: line) { e in
+            guard let te = e as? TensorError else { return XCTFail("not a TensorError: \(e)", file: file, line: line) }
+            XCTAssertEqual(te.op, op, "\(te)", file: file, line: line)
+        }
+    }
+
+    func testArgumentErrors() throws {
+        let x = try Tensor.zeros([2, 4, 5, 5])
+        let w = try Tensor.zeros([6, 4, 3, 3])
+        assertError("conv2d") { try conv2d(try Tensor.zeros([4, 5]), w) }
+        assertError("conv2d") { try conv2d(x, try Tensor.zeros([6, 3, 3, 3])) }                  // channel mismatch
+        assertError("conv2d") { try conv2d(x, try Tensor.zeros([6, 2, 3, 3]), groups: 3) }       // 4 % 3 != 0
+        assertError("conv2d") { try conv2d(x, try Tensor.zeros([5, 2, 3, 3]), groups: 2) }       // 5 % 2 != 0
+        assertError("conv2d") { try conv2d(x, w, bias: try Tensor.zeros([5])) }
+        assertError("conv2d") { try conv2d(x, w, stride: [0]) }
+        assertError("conv2d") { try conv2d(x, w, padding: [1, 1, 1]) }
+        assertError("conv2d") { try conv2d(x, w, padding: [-1]) }
+        assertError("conv2d") { try conv2d(x, w, dilation: [3]) }                                 // 7x7 window on 5x5
+        assertError("conv2d") { try conv2d(x, w, groups: 0) }
+        assertError("batch_norm") { try batchNorm2d(x, runningMean: try Tensor.zeros([3]), runningVar: try Tensor.ones([3]), weight: nil, bias: nil, training: true) }
+        assertError("batch_norm") { try batchNorm2d(x, runningMean: nil, runningVar: nil, weight: nil, bias: nil, training: false) }
+        assertError("batch_norm") { try batchNorm2d(try Tensor.zeros([1, 4, 1, 1]), runningMean: nil, runningVar: nil, weight: nil, bias: nil, training: true) }
+        assertError("batch_norm") { try batchNorm2d(x, runningMean: nil, runningVar: nil, weight: try Tensor.ones([2]), bias: nil, training: true) }
+        assertError("linear") { try linear(try Tensor.zeros([3, 5]), try Tensor.zeros([4, 6])) }
+        assertError("linear") { try linear(try Tensor.zeros([3, 5]), try Tensor.zeros([4, 5]), bias: try Tensor.zeros([3])) }
+        assertError("linear") { try linear(try Tensor.zeros([3, 5]), try Tensor.zeros([20])) }
+        assertError("max_pool2d") { try maxPool2d(x, kernel: [3], padding: [2]) }                 // pad > kernel / 2
+        assertError("max_pool2d") { try maxPool2d(x, kernel: [7]) }
+        assertError("max_pool2d") { try maxPool2d(try Tensor.zeros([5, 5]), kernel: [2]) }
+        assertError("avg_pool2d") { try avgPool2d(x, kernel: [2], stride: [0]) }
+        assertError("adaptive_avg_pool2d") { try adaptiveAvgPool2d(x, outputSize: [0]) }
+        assertError("adaptive_avg_pool2d") { try adaptiveAvgPool2d(x, outputSize: [1, 2, 3]) }
+    }
+
+    func testVectorExpAndSigmoidAccuracy() throws {
+        var worst: Float = 0
+        var x: Float = -87
+        while x < 88 {
+            var v = SIMD8<Float>()
+            for l in 0..<8 { v[l] = x + Float(l) * 0.0137 }
+            let e = exp8(v)
+            for l in 0..<8 { worst = Swift.max(worst, Swift.abs(e[l] / expf(v[l]) - 1)) }
+            x += 0.1
+        }
+        XCTAssertLessThan(worst, 1e-6, "exp8 relative error")
+        let s = sigmoid8(SIMD8<Float>(-200, -90, -20, -1, 0, 1, 20, 200))
+        let want: [Float] = [0, 0, 2.0611537e-9, 0.26894143, 0.5, 0.7310586, 1, 1]
+        for l in 0..<8 { XCTAssertEqual(s[l], want[l], accuracy: 1e-7 + 1e-6 * want[l]) }
+        XCTAssertTrue(exp8(SIMD8<Float>(repeating: .nan))[0].isNaN)
+        let big = try Tensor([-1000, 1000, -3, 3, 6, .infinity], shape: [6])
+        let silu = try big.silu().toArray(), want2: [Float] = [0, 1000, -0.14227763, 2.8577223, 5.985164, .infinity]
+        for (a, b) in zip(silu, want2) { XCTAssertTrue(a == b || Swift.abs(a - b) <= 1e-6 * Swift.max(1, Swift.abs(b)), "silu \(silu)") }
+        XCTAssertEqual(try big.hardswish().toArray(), [0, 1000, 0, 3, 6, .infinity])
+        XCTAssertEqual(try big.relu6().toArray(), [0, 6, 0, 3, 6, 6])
+    }
+
+    func testUnbatchedConvAndMaxPoolNaN() throws {
+        let x = try Tensor.randn([3, 6, 6], generator: Generator(seed: 5))
+        let w = try Tensor.randn([2, 3, 3, 3], generator: Generator(seed: 6))
+        let y3 = try conv2d(x, w, padding: [1])
+        let y4 = try conv2d(x.reshape([1, 3, 6, 6]), w, padding: [1])
+        XCTAssertEqual(y3.shape, [2, 6, 6])
+        XCTAssertEqual(y3.toArray(), y4.toArray())
+        let z = try Tensor([1, .nan, 3, 4], shape: [1, 1, 2, 2])
+        let m = try maxPool2d(z, kernel: [2])
+        XCTAssertTrue(m.data[0].isNaN, "NaN propagates through max pooling like PyTorch: \(m.toArray()) from \(z.toArray())")
+    }
+
+    func testResultsIndependentOfThreadCount() throws {
+        let saved = Runtime.threads
+        defer { try? Runtime.setThreads(saved) }
+        func run() throws -> [Float] {
+            let x = try Tensor.randn([4, 8, 9, 9], generator: Generator(seed: 1)).requiringGrad()
+            let w = try Tensor.randn([8, 1, 3, 3], generator: Generator(seed: 2)).requiringGrad()
+            let h = try conv2d(x, w, padding: [1], groups: 8)
+            let y = try batchNorm2d(h, runningMean: nil, runningVar: nil, weight: nil, bias: nil, training: true)
+            try (y * y).sum().backward()
+            return y.toArray() + x.grad!.toArray() + w.grad!.toArray()
+        }
+        try Runtime.setThreads(1)
+        let a = try run()
+        try Runtime.setThreads(2)
+        XCTAssertEqual(a, try run())
+    }
+}

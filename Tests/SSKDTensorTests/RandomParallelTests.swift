@@ -1,0 +1,117 @@
+import XCTest
+import SSKDTensor
+
+/// Seeded generators, distribution moments, and thread-count independence of the kernels.
+final class RandomParallelTests: XCTestCase {
+    func testSameSeedSameNumbers() throws {
+        let a = try Tensor.randn([1000], generator: Generator(seed: 42))
+        let b = try Tensor.randn([1000], generator: Generator(seed: 42))
+        let c = try Tensor.randn([1000], generator: Generator(seed: 43))
+        XCTAssertEqual(a.toArray(), b.toArray())
+        XCTAssertNotEqual(a.toArray(), c.toArray())
+        Generator.manualSeed(7)
+        let r1 = try Tensor.rand([10]).toArray()
+        Generator.manualSeed(7)
+        XCTAssertEqual(try Tensor.rand([10]).toArray(), r1)
+    }
+
+    func testGeneratorStateRoundTrip() throws {
+        let g = Generator(seed: 9)
+        _ = g.nextNormal()  // leaves a spare normal cached
+        let saved = g.state
+        let expected = (0..<5).map { _ in g.nextNormal() }
+        let h = Generator(seed: 0)
+        try h.setState(saved)
+        XCTAssertEqual((0..<5).map { _ in h.nextNormal() }, expected)
+    }
+
+    func testDerivedAndIntegers() {
+        let p = Generator(seed: 3).permutation(50)
+        XCTAssertEqual(p.sorted(), Array(0..<50))
+        XCTAssertNotEqual(p, Array(0..<50))
+        let g = Generator(seed: 4)
+        for _ in 0..<1000 { let v = g.nextInt(7); XCTAssertTrue(v >= 0 && v < 7) }
+        let d1 = Generator.derived(seed: 1, 2).nextUInt64(), d2 = Generator.derived(seed: 1, 3).nextUInt64()
+        XCTAssertNotEqual(d1, d2)
+        XCTAssertEqual(d1, Generator.derived(seed: 1, 2).nextUInt64())
+    }
+
+    func testMoments() throws {
+        let n = 100_000
+        func moments(_ t: Tensor) throws -> (Float, Float) { (try t.mean().item(), try t.variance().item()) }
+        let (um, uv) = try moments(Tensor.rand([n], generator: Generator(seed: 1)))
+        XCTAssertEqual(um, 0.5, accuracy: 0.01)
+        XCTAssertEqual(uv, 1.0 / 12, accuracy: 0.003)
+        let (nm, nv) = try moments(Tensor.randn([n], generator: Generator(seed: 2)))
+        XCTAssertEqual(nm, 0, accuracy: 0.02)
+        XCTAssertEqual(nv, 1, accuracy: 0.03)
+        let (gm, gv) = try moments(Tensor.normal([n], mean: 3, std: 2, generator: Generator(seed: 3)))
+        XCTAssertEqual(gm, 3, accuracy: 0.04)
+        XCTAssertEqual(gv, 4, accuracy: 0.12)
+        let u = try Tensor.uniform([n], low: -2, high: 6, generator: Generator(seed: 4))
+        XCTAssertGreaterThanOrEqual(try u.min().item(), -2)
+        XCTAssertLessThan(try u.max().item(), 6)
+        XCTAssertEqual(try u.mean().item(), 2, accuracy: 0.05)
+        // Normal tails: about 4.55% beyond 2 sigma.
+        let z = try Tensor.randn([n], generator: Generator(seed: 5))
+        let tail = try z.abs().gt(2).mean().item()
+        XCTAssertEqual(tail, 0.0455, accuracy: 0.004)
+    }
+
+    func testResultsDoNotDependOnThreadCount() throws {
+        let saved = Runtime.threads
+        defer { try? Runtime.setThreads(saved) }
+        let n = 1 << 21  // > 1M elements: several parallel chunks
+        let x = try Tensor.randn([n], generator: Generator(seed: 11))
+        let y = try Tensor.randn([n], generator: Generator(seed: 12))
+        let m = try x.reshape([512, n / 512])
+        let bias = try Tensor.randn([n / 512], generator: Generator(seed: 13))
+        func compute() throws -> [[Float]] {
+            [try (x + y).toArray(), x.exp().toArray(), try (m * bias).toArray(),
+             [try x.sum().item(), try x.mean().item(), try x.max().item(), try x.variance().item()],
+             try m.sum(0).toArray(), try m.sum(1).toArray(), try m.max(0).toArray(),
+             try m.softmax(1).toArray(), try m.logsumexp(0).toArray(), try m.t().toArray(),
+             try x.reshape([64, 128, 256]).sum([0, 2]).toArray(), try x.reshape([64, 128, 256]).mean([0, 1]).toArray()]
+        }
+        try Runtime.setThreads(1)
+        XCTAssertEqual(Runtime.threads, 1)
+        let one = try compute()
+        try Runtime.setThreads(2)
+        let two = try compute()
+        try Runtime.setThreads(3)
+        let three = try compute()
+        for i in one.indices {
+            XCTAssertEqual(one[i], two[i], "result \(i) differs between 1 and 2 threads")
+            XCTAssertEqual(one[i], three[i], "result \(i) differs between 1 and 3 threads")
+        }
+    }
+
+    func testCreation() throws {
+        assertClose(try Tensor.arange(0, 1, step: 0.25), [0, 0.25, 0.5, 0.75], shape: [4])
+        assertClose(try Tensor.arange(5, 1, step: -2), [5, 3])
+        assertClose(try Tensor.arange(3), [0, 1, 2])
+        assertClose(try Tensor.full([2], 7), [7, 7])
+        assertClose(try Tensor.ones([2, 1]), [1, 1], shape: [2, 1])
+        assertClose(try Tensor.zeros([]), [0], shape: [])
+        assertClose(Tensor.scalar(3), [3], shape: [])
+        assertClose(try Tensor(rows: [[1, 2], [3, 4]]), [1, 2, 3, 4], shape: [2, 2])
+        let z = try Tensor.zeros([2, 2])
+        assertClose(Tensor.zeros(like: z), [0, 0, 0, 0], shape: [2, 2])
+        assertClose(Tensor.ones(like: z), [1, 1, 1, 1])
+        z.fill_(2)
+        assertClose(z, [2, 2, 2, 2])
+        try z.copy_(from: Tensor([1, 2, 3, 4], shape: [2, 2]))
+        assertClose(z, [1, 2, 3, 4])
+        XCTAssertEqual(try z.value(at: [1, 1]), 4)
+    }
+
+    func testMemoryStatsTrackLiveBytes() throws {
+        let before = MemoryStats.liveBytes
+        var t: Tensor? = try Tensor.zeros([1 << 16])
+        XCTAssertGreaterThanOrEqual(MemoryStats.liveBytes - before, 4 << 16)
+        XCTAssertGreaterThanOrEqual(MemoryStats.peakBytes, MemoryStats.liveBytes)
+        _ = t
+        t = nil
+        XCTAssertLessThan(MemoryStats.liveBytes - before, 4 << 16)
+    }
+}
