@@ -364,6 +364,22 @@ public final class Options {
         do { return try call.intArray(-1, what: key) } catch { throw bad(key, "table of integers") }
     }
 
+    /// A table of numbers.
+    public func numbers(_ key: String) throws -> [Double]? {
+        let t = fetch(key); defer { call.pop() }
+        if t == LUA_TNIL { return nil }
+        guard t == LUA_TTABLE else { throw bad(key, "table of numbers") }
+        let n = Int(lua_rawlen(L, -1))
+        var out: [Double] = []
+        for k in 0..<n {
+            lua_rawgeti(L, -1, lua_Integer(k + 1))
+            defer { call.pop() }
+            guard lua_type(L, -1) == LUA_TNUMBER else { throw LuaError("bad option '\(key)' to '\(call.name)' (entry \(k + 1) must be a number, got \(call.typeName(-1)))") }
+            out.append(lua_tonumberx(L, -1, nil))
+        }
+        return out
+    }
+
     public func object<T: AnyObject>(_ key: String, _ type: T.Type, expected: String) throws -> T? {
         let t = fetch(key); defer { call.pop() }
         if t == LUA_TNIL { return nil }
@@ -417,6 +433,8 @@ public final class LuaType {
     var fields: [(name: String, doc: String)] = []
     var getters: [String: (LuaCall, AnyObject) throws -> Int32] = [:]
     var setters: [String: (LuaCall, AnyObject) throws -> Void] = [:]
+    /// String keys that are no registered field (a module's children and parameters by name).
+    var dynamicField: ((LuaCall, AnyObject, String) throws -> Int32?)?
     /// Non-string keys in `obj[key]` (tensor indexing).
     var indexHook: ((LuaCall, AnyObject) throws -> Int32)?
     var newIndexHook: ((LuaCall, AnyObject) throws -> Void)?
@@ -455,6 +473,10 @@ public struct LuaClass<T: AnyObject> {
         type.fields.append((name, summary))
     }
 
+    /// Handles `obj.key` for string keys that are no registered field or method; returns nil
+    /// (Swift nil) to give Lua nil.
+    public func dynamicField(_ body: @escaping (LuaCall, T, String) throws -> Int32?) { type.dynamicField = { c, o, k in try body(c, o as! T, k) } }
+
     /// Handles `obj[key]` for non-string keys (stack: 1 object, 2 key).
     public func index(_ body: @escaping (LuaCall, T) throws -> Int32) { type.indexHook = { c, o in try body(c, o as! T) } }
     /// Handles `obj[key] = value` for non-string keys (stack: 1 object, 2 key, 3 value).
@@ -484,6 +506,7 @@ public enum LuaTypes {
             t.getters = base.getters
             t.setters = base.setters
             t.indexHook = base.indexHook
+            t.dynamicField = base.dynamicField
             t.newIndexHook = base.newIndexHook
             t.metamethods = base.metamethods
             t.tostring = base.tostring
@@ -533,6 +556,7 @@ public enum LuaTypes {
         let o = Unmanaged<AnyObject>.fromOpaque(p).takeUnretainedValue()
         if let key = c.stringValue(2) {
             if let get = t.getters[key] { return try get(LuaCall(c.L, name: "\(t.name).\(key)"), o) }
+            if let dyn = t.dynamicField, let n = try dyn(LuaCall(c.L, name: "\(t.name).\(key)"), o, key) { return n }
             // A string with ':' is a slice (`x["1:3"]`) for types that index.
             guard key.contains(":"), let hook = t.indexHook else { c.pushNil(); return 1 }
             return try hook(LuaCall(c.L, name: "\(t.name).__index"), o)

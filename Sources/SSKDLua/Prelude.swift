@@ -276,7 +276,7 @@ function help(x)
   end
   if type(x) == "table" then
     for name in pairs(libs) do
-      if rawget(_G, name) == x then return namespace_help(name, x) end
+      if (name == "_G" and _G or resolve(name)) == x then return namespace_help(name, x) end
     end
     for kind, reg in pairs(registries) do
       if reg == x then return namespace_help(registry_names[kind], x) end
@@ -286,6 +286,30 @@ function help(x)
   end
   print("no help for this " .. type(x) .. " value")
 end
+-- optim.Adam{lr = 1e-3} (no parameters): a spec the trainer builds with spec(params).
+if type(optim) == "table" then
+  for _, name in ipairs{"SGD", "Adam", "AdamW"} do
+    local make = rawget(optim, name)
+    if make then
+      local d = docs[make]
+      local spec_mt = {
+        __call = function(self, params) return make(params, self.options) end,
+        __tostring = function(self) return "optim." .. name .. sskd.repr(self.options) .. " (a spec: call it with parameters)" end,
+      }
+      local function wrapper(params, opts)
+        if type(params) == "table" and getmetatable(params) == nil and params[1] == nil and opts == nil and next(params) ~= nil then
+          local copy = {}
+          for k, v in pairs(params) do copy[k] = v end
+          return setmetatable({optimizer = name, options = copy}, spec_mt)
+        end
+        return make(params, opts)
+      end
+      optim[name] = wrapper
+      sskd.document(wrapper, d.name, d.sig, d.summary .. "; optim." .. name .. "{...} without parameters returns a spec the trainer builds with spec(params)")
+    end
+  end
+end
+
 sskd.document(help, "help", "help([x])", "documentation of a function, type, object, namespace or plugin")
 sskd.document(sskd.schedule, "sskd.schedule", "sskd.schedule{name=, params={...}, fn=function(p, epoch, history) end}", "a parameterised schedule (callable table)")
 sskd.document(sskd.options, "sskd.options", "sskd.options(opts, defaults, fname) -> table", "checks an options table against defaults")

@@ -33,4 +33,5 @@ final class LuaScriptTests: XCTestCase {
     func testAutograd() throws { try runScript("test_autograd.lua") }
     func testPlugins() throws { try runScript("test_plugins.lua") }
     func testHelp() throws { try runScript("test_help.lua") }
+    func testNN() throws { try runScript("test_nn.lua") }
 }
