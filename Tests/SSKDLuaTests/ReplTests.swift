@@ -47,7 +47,7 @@ final class ReplTests: XCTestCase {
         """)
         let lines = out.components(separatedBy: "\n")
         XCTAssertEqual(lines, [
-            "tensor(6.0000)",
+            "tensor(6.)",
             "42",
             "stdin:1: bad argument #2 to 'Tensor:matmul' (Tensor expected, got nil)",
             "3",
@@ -125,7 +125,7 @@ final class ReplTests: XCTestCase {
         let exe = try sskdBinary()
         let r = try runProcess(exe, ["repl"], input: "x = torch.ones(2, 2)\nx:sum()\nlocal t = {\n1}\nnil + 1\nprint('ok')\n")
         XCTAssertEqual(r.status, 0)
-        XCTAssertEqual(r.out, "tensor(4.0000)\nstdin:1: attempt to perform arithmetic on a nil value\nok\n\n", r.out + r.err)
+        XCTAssertEqual(r.out, "tensor(4.)\nstdin:1: attempt to perform arithmetic on a nil value\nok\n\n", r.out + r.err)
     }
 
     func testBinaryReplInAPseudoTerminal() throws {
