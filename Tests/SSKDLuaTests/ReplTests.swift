@@ -161,4 +161,20 @@ final class ReplTests: XCTestCase {
         XCTAssertEqual(broken.status, 1)
         XCTAssertTrue(broken.err.contains("plugin error"), broken.err)
     }
+
+    func testBinaryInfo() throws {
+        let exe = try sskdBinary()
+        let r = try runProcess(exe, ["info", "small_cnn", "--input", "1x8x8", "--classes", "4"], input: "")
+        XCTAssertEqual(r.status, 0, r.err)
+        XCTAssertTrue(r.out.contains("Total params"), r.out)
+        XCTAssertTrue(r.out.contains("[1, 4]"), r.out)
+        let tree = try runProcess(exe, ["info", "small_cnn"], input: "")
+        XCTAssertTrue(tree.out.hasPrefix("Sequential("), tree.out)
+        let bad = try runProcess(exe, ["info", "resnet50"], input: "")
+        XCTAssertEqual(bad.status, 1)
+        XCTAssertTrue(bad.err.contains("unknown model 'resnet50' (available: "), bad.err)
+        XCTAssertTrue(bad.err.contains("efficientnet_b0"), bad.err)
+        let badInput = try runProcess(exe, ["info", "small_cnn", "--input", "3x96"], input: "")
+        XCTAssertNotEqual(badInput.status, 0)
+    }
 }
