@@ -43,7 +43,7 @@ enum FunctionTable {
 /// The one entry point from C into Swift.
 private let swiftDispatch: sskd_dispatch_fn = { state, id in
     guard let state else { return SSKD_ERROR_MESSAGE }
-    let call = LuaCall(state, name: FunctionTable.names[Int(id)])
+    let call = LuaCall(state, id: id)
     do {
         let n = try FunctionTable.bodies[Int(id)](call)
         LuaHost.afterCall(state)
@@ -72,12 +72,23 @@ func luaMessage(_ error: Error) -> String {
 /// expected, like Lua's own `bad argument #2 to 'f' (number expected, got nil)`.
 public struct LuaCall {
     public let L: OpaquePointer
+    /// The function's id in `FunctionTable` (its name is looked up only for error messages).
+    let id: Int32
+    let explicitName: String?
+
     /// The Lua-visible name of the running function (`"torch.zeros"`, `"Tensor:sum"`).
-    public let name: String
+    public var name: String { explicitName ?? FunctionTable.names[Int(id)] }
 
     public init(_ L: OpaquePointer, name: String) {
         self.L = L
-        self.name = name
+        self.id = -1
+        self.explicitName = name
+    }
+
+    init(_ L: OpaquePointer, id: Int32) {
+        self.L = L
+        self.id = id
+        self.explicitName = nil
     }
 
     // MARK: Stack basics
@@ -248,8 +259,9 @@ public struct LuaCall {
         push(object: object, type: type)
     }
 
-    /// Pushes `object` as a userdata of a known type id (fast path).
-    public func push(object: AnyObject, type: Int32) {
+    /// Pushes `object` as a userdata of a known type id (fast path). The object must be of that
+    /// type's class (or a subclass): methods rely on it.
+    func push(object: AnyObject, type: Int32) {
         let p = Unmanaged.passRetained(object).toOpaque()
         _ = sskd_push_box(L, type, p)
         LuaHost.noteObjectPushed(L)
@@ -456,9 +468,13 @@ public struct LuaClass<T: AnyObject> {
 
     /// Registers a method (`obj:name(...)`); `self` is argument #1, checked to be a `T`.
     public func method(_ name: String, _ signature: String, _ summary: String, _ body: @escaping (LuaCall, T) throws -> Int32) {
-        let tname = type.name
+        let tname = type.name, tid = type.id
         let id = FunctionTable.add("\(tname):\(name)") { c in
-            try body(c, try c.object(1, T.self, expected: tname))
+            // Fast path: a box of exactly this type holds a T (push(object:type:) guarantees it).
+            if let box = sskd_to_box(c.L, 1), box.pointee.type == tid, let p = box.pointee.object {
+                return try body(c, Unmanaged<T>.fromOpaque(p).takeUnretainedValue())
+            }
+            return try body(c, try c.object(1, T.self, expected: tname))
         }
         type.methods.removeAll { $0.name == name }
         type.methods.append((name, id, LuaDoc(signature: signature, summary: summary)))

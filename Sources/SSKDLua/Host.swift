@@ -115,10 +115,9 @@ public final class LuaHost {
     func accountMemory() {
         let total = MemoryStats.totalAllocatedBytes
         let delta = total - lastTotalAllocated
-        if delta >= LuaHost.stepBytes {
-            lastTotalAllocated = total
-            _ = sskd_gc_step(L, Int32(min(delta >> 10, Int(Int32.max))))
-        }
+        guard delta >= LuaHost.stepBytes else { return }
+        lastTotalAllocated = total
+        _ = sskd_gc_step(L, Int32(min(delta >> 10, Int(Int32.max))))
         if MemoryStats.liveBytes > fullCollectThreshold {
             _ = sskd_gc_collect(L)
             fullCollectThreshold = max(2 * MemoryStats.liveBytes, LuaHost.minimumFullCollectBytes)

@@ -2,6 +2,7 @@ import ArgumentParser
 import Dispatch
 import Foundation
 import SSKDLua
+import SSKDTensor
 
 /// `sskd bench lua`: the cost of calling Swift from Lua (ns per call).
 struct BenchLua: ParsableCommand {
@@ -32,7 +33,21 @@ struct BenchLua: ParsableCommand {
         let add = try time("a + b (4 floats)", "local _ = a + b", scale: 10)
         let method = try time("a:add(b) (4 floats)", "local _ = a:add(b)", scale: 10)
         let sum = try time("a:sum() (4 floats)", "local _ = a:sum()", scale: 10)
-        func row(_ name: String, _ ns: Double) { print(String(format: "%-34@ %8.1f ns/call", name as NSString, ns - empty)) }
+        // The same ops called from Swift directly: the part of the Lua figures that is the op itself.
+        func swiftTime(_ body: () throws -> Void) rethrows -> Double {
+            let n = iterations / 10
+            var best = Double.infinity
+            for _ in 0..<3 {
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                for _ in 0..<n { try body() }
+                best = min(best, Double(DispatchTime.now().uptimeNanoseconds - t0) / Double(n))
+            }
+            return best
+        }
+        let ta = try Tensor.ones([4]), tb = try Tensor.ones([4])
+        let swiftAdd = try swiftTime { _ = try ta.add(tb) }
+        let swiftSum = try swiftTime { _ = try ta.sum() }
+        func row(_ name: String, _ ns: Double) { print(name.padding(toLength: 38, withPad: " ", startingAt: 0) + String(format: "%8.1f ns/call", ns - empty)) }
         print("Lua -> Swift call overhead (best of 3, loop overhead \(String(format: "%.1f", empty)) ns subtracted)")
         row("math.abs(i) (C builtin, reference)", luaFn)
         row("x:dim() (trivial method)", dim)
@@ -40,5 +55,6 @@ struct BenchLua: ParsableCommand {
         row("a + b (4-element tensors)", add)
         row("a:add(b) (4-element tensors)", method)
         row("a:sum() (4-element tensor)", sum)
+        print(String(format: "Swift direct: a.add(b) %.1f ns, a.sum() %.1f ns -> bridge cost of a:add(b) %.1f ns", swiftAdd, swiftSum, method - empty - swiftAdd))
     }
 }
