@@ -447,6 +447,8 @@ public final class LuaType {
     var setters: [String: (LuaCall, AnyObject) throws -> Void] = [:]
     /// String keys that are no registered field (a module's children and parameters by name).
     var dynamicField: ((LuaCall, AnyObject, String) throws -> Int32?)?
+    /// `obj.key = value` for string keys without a setter; returns false to refuse.
+    var dynamicSetter: ((LuaCall, AnyObject, String) throws -> Bool)?
     /// Non-string keys in `obj[key]` (tensor indexing).
     var indexHook: ((LuaCall, AnyObject) throws -> Int32)?
     var newIndexHook: ((LuaCall, AnyObject) throws -> Void)?
@@ -493,6 +495,10 @@ public struct LuaClass<T: AnyObject> {
     /// (Swift nil) to give Lua nil.
     public func dynamicField(_ body: @escaping (LuaCall, T, String) throws -> Int32?) { type.dynamicField = { c, o, k in try body(c, o as! T, k) } }
 
+    /// Handles `obj.key = value` for string keys without a setter (stack: 1 object, 2 key,
+    /// 3 value); return false to refuse (an error names the field).
+    public func dynamicSetter(_ body: @escaping (LuaCall, T, String) throws -> Bool) { type.dynamicSetter = { c, o, k in try body(c, o as! T, k) } }
+
     /// Handles `obj[key]` for non-string keys (stack: 1 object, 2 key).
     public func index(_ body: @escaping (LuaCall, T) throws -> Int32) { type.indexHook = { c, o in try body(c, o as! T) } }
     /// Handles `obj[key] = value` for non-string keys (stack: 1 object, 2 key, 3 value).
@@ -523,6 +529,7 @@ public enum LuaTypes {
             t.setters = base.setters
             t.indexHook = base.indexHook
             t.dynamicField = base.dynamicField
+            t.dynamicSetter = base.dynamicSetter
             t.newIndexHook = base.newIndexHook
             t.metamethods = base.metamethods
             t.tostring = base.tostring
@@ -585,6 +592,7 @@ public enum LuaTypes {
         guard let p = box.pointee.object else { throw LuaError("attempt to index a collected \(t.name)") }
         let o = Unmanaged<AnyObject>.fromOpaque(p).takeUnretainedValue()
         if let key = c.stringValue(2) {
+            if t.setters[key] == nil, let dyn = t.dynamicSetter, try dyn(LuaCall(c.L, name: "\(t.name).\(key)"), o, key) { return 0 }
             guard let set = t.setters[key] else {
                 throw LuaError(t.getters[key] != nil ? "field '\(key)' of \(t.name) is read-only" : "\(t.name) has no assignable field '\(key)'")
             }

@@ -77,7 +77,13 @@ enum NNBindings {
             if let child = m.child(key) { return c.push(child) }
             if let p = m.localParameters.first(where: { $0.name == key }) { return c.push(p.tensor) }
             if let b = m.localBuffers.first(where: { $0.name == key }) { return c.push(b.tensor) }
+            if let lm = m as? LuaModule, try lm.pushField(c.L, key) { return 1 }
             return nil
+        }
+        M.dynamicSetter { c, m, key in
+            guard let lm = m as? LuaModule else { return false }
+            try lm.assign(c, key)
+            return true
         }
         M.index { c, m in
             var i: lua_Integer = 0

@@ -310,6 +310,33 @@ if type(optim) == "table" then
   end
 end
 
+-- nn.Module{...}: modules written in Lua (a constructor; see LuaModule.swift).
+if type(nn) == "table" then
+  local function Module(class)
+    if type(class) ~= "table" then
+      error(("bad argument #1 to 'nn.Module' (class table expected, got %s)"):format(type(class)), 2)
+    end
+    if type(class.forward) ~= "function" then
+      error("bad argument #1 to 'nn.Module' (the class table needs a forward(self, x) function)", 2)
+    end
+    if class.init ~= nil and type(class.init) ~= "function" then error("bad argument #1 to 'nn.Module' (init must be a function)", 2) end
+    local name = class.name or "LuaModule"
+    if type(name) ~= "string" then error("bad argument #1 to 'nn.Module' (name must be a string)", 2) end
+    local new = sskd._new_module
+    return setmetatable({class = class, name = name}, {
+      __call = function(_, ...)
+        local m = new(class, name)
+        if class.init then class.init(m, ...) end
+        return m
+      end,
+      __tostring = function() return "nn.Module class " .. name end,
+    })
+  end
+  nn.Module = Module
+  sskd.document(Module, "nn.Module", "nn.Module{name=, init=function(self, ...) end, forward=function(self, x) end} -> constructor",
+    "a module written in Lua: in init assign children (self.conv = nn.Conv2d(...)), parameters (tensors that require grad) and buffers; extra functions are methods")
+end
+
 sskd.document(help, "help", "help([x])", "documentation of a function, type, object, namespace or plugin")
 sskd.document(sskd.schedule, "sskd.schedule", "sskd.schedule{name=, params={...}, fn=function(p, epoch, history) end}", "a parameterised schedule (callable table)")
 sskd.document(sskd.options, "sskd.options", "sskd.options(opts, defaults, fname) -> table", "checks an options table against defaults")

@@ -47,6 +47,19 @@ public enum LuaValue {
     public var tensor: Tensor? { if case let .tensor(t) = self { return t }; return nil }
     public var boolean: Bool? { if case let .boolean(b) = self { return b }; return nil }
     public var string: String? { if case let .string(s) = self { return s }; return nil }
+    /// The Lua-side type name, for messages.
+    public var typeName: String {
+        switch self {
+        case .nil: return "nil"
+        case .boolean: return "boolean"
+        case .number: return "number"
+        case .string: return "string"
+        case .tensor: return "Tensor"
+        case .object: return "object"
+        case .list, .record, .ref: return "table"
+        }
+    }
+
     /// Lua truthiness: everything but nil and false.
     public var isTruthy: Bool {
         switch self {

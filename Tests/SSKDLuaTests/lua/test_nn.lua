@@ -167,4 +167,46 @@ T.test("wrong calls on modules", function()
   T.raises(function() lin.weight:matmul(optim.SGD(lin, {lr = 1})) end, "(Tensor expected, got Optimizer)")
 end)
 
+T.test("modules written in Lua (nn.Module)", function()
+  torch.manual_seed(5)
+  local Block = nn.Module{
+    name = "Residual",
+    init = function(self, c, scale)
+      self.conv = nn.Conv2d(c, c, 3, {padding = 1})
+      self.bn = nn.BatchNorm2d(c)
+      self.scale = scale or 1
+      self.gain = torch.ones(1):requires_grad_()   -- a parameter
+      self.count = torch.zeros(1)                  -- a buffer
+    end,
+    forward = function(self, x) return (self.bn(self.conv(x)) * self.gain * self.scale + x):relu() end,
+    extra = function(self) return self.scale * 10 end,
+  }
+  local b = Block(4, 2)
+  T.eq(b.type, "Residual")
+  T.check(tostring(b):find("Residual(", 1, true) and tostring(b):find("(conv): Conv2d", 1, true))
+  T.eq(b.scale, 2); T.eq(b:extra(), 20)
+  T.eq(#b:parameters(), 5)
+  local has_count = false
+  for _, p in ipairs(b:named_buffers()) do if p[1] == "count" then has_count = true end end
+  T.check(has_count, "a tensor without grad becomes a buffer")
+  local net = nn.Sequential(b, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3))
+  T.shape(net(torch.randn(2, 4, 5, 5)), {2, 3})
+  local loss = F.cross_entropy(net(torch.randn(2, 4, 5, 5)), torch.tensor{0, 2})
+  loss:backward()
+  T.shape(b.gain.grad, {1})
+  T.shape(b.conv.weight.grad, {4, 4, 3, 3})
+  T.check(net:summary{4, 5, 5}:find("Conv2d", 1, true))
+  T.check(b:state_dict()["gain"] ~= nil and b:state_dict()["conv.weight"] ~= nil)
+  T.raises(function() b.conv = 3 end, "'conv' is a registered child or parameter")
+  T.raises(function() b.self_ref = b end, "cannot be its own child")
+  T.raises(function() nn.Module{} end, "needs a forward(self, x) function")
+  T.raises(function() nn.Module(3) end, "class table expected, got number")
+  T.raises(function() Block("x") end, "bad argument #1 to 'nn.Conv2d'")
+  local Bad = nn.Module{forward = function(self, x) return 1 end}
+  T.raises(function() Bad()(torch.zeros(1)) end, "LuaModule.forward must return a Tensor, got number")
+  local Boom = nn.Module{forward = function(self, x) error("inside forward") end}
+  T.raises(function() Boom()(torch.zeros(1)) end, "inside forward")
+  T.raises(function() nn.Linear(2, 2).foo = 1 end, "Module has no assignable field 'foo'")
+end)
+
 return T.report()
