@@ -56,6 +56,7 @@ final class LuaModule: Module {
     func assign(_ c: LuaCall, _ key: String) throws {
         if let m = c.toObject(3, Module.self) {
             guard m !== self else { throw LuaError("\(className): a module cannot be its own child ('\(key)')") }
+            try checkNesting(m, under: self, className)
             registerModule(key, m)
         } else if let t = c.toObject(3, Tensor.self) {
             if t.requiresGrad { registerParameter(key, t) } else { registerBuffer(key, t) }

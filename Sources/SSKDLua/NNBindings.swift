@@ -53,6 +53,38 @@ func stateDictFromLua(_ c: LuaCall, _ i: Int32) throws -> StateDict {
     return sd
 }
 
+/// Module trees built from Lua stay at most this deep, so printing, forward and summaries (which
+/// recurse in Swift) cannot overflow the stack whatever a script nests.
+let maxModuleDepth = 256
+
+/// Depth of a module tree (1 for a leaf); stops counting past the limit.
+func moduleDepth(_ m: Module, limit: Int = maxModuleDepth + 1) -> Int {
+    guard limit > 0 else { return 1 }
+    return 1 + (m.children.map { moduleDepth($0.module, limit: limit - 1) }.max() ?? 0)
+}
+
+/// Whether `target` occurs in the tree of `root` (bounded by the depth limit).
+func subtree(_ root: Module, contains target: Module, limit: Int = maxModuleDepth + 1) -> Bool {
+    if root === target { return true }
+    guard limit > 0 else { return false }
+    return root.children.contains { subtree($0.module, contains: target, limit: limit - 1) }
+}
+
+/// Refuses to nest `child` under `parent` if that makes a cycle or the tree too deep.
+func checkNesting(_ child: Module, under parent: Module?, _ fn: String) throws {
+    if let parent, subtree(child, contains: parent) {
+        throw LuaError("\(fn): a module cannot contain itself (the new child holds its parent)")
+    }
+    try checkNesting(child, fn)
+}
+
+/// Refuses to nest `child` under a parent if the tree would get too deep.
+func checkNesting(_ child: Module, _ fn: String) throws {
+    guard moduleDepth(child) < maxModuleDepth else {
+        throw LuaError("\(fn): module trees are limited to \(maxModuleDepth) levels of nesting")
+    }
+}
+
 enum NNBindings {
     nonisolated(unsafe) static var typeID: Int32 = 0
     nonisolated(unsafe) static var type: LuaType!
@@ -127,7 +159,9 @@ enum NNBindings {
             c.pushNil(); return 1
         }
         M.method("set", "m:set(path, module)", "replaces a submodule (e.g. a classifier head)") { c, m in
-            try m.setSubmodule(try c.string(2), try c.module(3)); return 0
+            let child = try c.module(3)
+            try checkNesting(child, under: m, c.name)
+            try m.setSubmodule(try c.string(2), child); return 0
         }
         M.method("num_parameters", "m:num_parameters([trainable_only]) -> integer", "number of parameter elements") { c, m in
             c.push(try c.optBool(2) == true ? m.trainableParameterCount : m.parameterCount); return 1
@@ -166,7 +200,9 @@ enum NNBindings {
         }
         M.method("add", "m:add(module) -> m", "appends a layer to a Sequential") { c, m in
             guard let s = m as? Sequential else { throw LuaError("Module:add: only a Sequential can grow, this is a \(m.typeName)") }
-            s.append(try c.module(2)); c.pushValue(1); return 1
+            let child = try c.module(2)
+            try checkNesting(child, under: s, c.name)
+            s.append(child); c.pushValue(1); return 1
         }
 
         registerLayers()
@@ -251,6 +287,7 @@ enum NNBindings {
             } else {
                 for i in 1...max(c.top, 1) where i <= c.top { layers.append(try c.module(i)) }
             }
+            for l in layers { try checkNesting(l, c.name) }
             return c.push(Sequential(layers))
         }
     }
