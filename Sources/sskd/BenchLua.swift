@@ -5,6 +5,13 @@ import SSKDLua
 import SSKDTensor
 
 /// `sskd bench lua`: the cost of calling Swift from Lua (ns per call).
+/// Nanoseconds of CPU time used by this thread (robust to other processes sharing the cores).
+private func threadCPUNanos() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+}
+
 struct BenchLua: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "lua", abstract: "Lua -> Swift call overhead: a trivial method and a small tensor op.")
 
@@ -19,9 +26,9 @@ struct BenchLua: ParsableCommand {
             try host.execute(code)  // warm-up
             var best = Double.infinity
             for _ in 0..<3 {
-                let t0 = DispatchTime.now().uptimeNanoseconds
+                let t0 = threadCPUNanos()
                 try host.execute(code)
-                let dt = Double(DispatchTime.now().uptimeNanoseconds - t0)
+                let dt = Double(threadCPUNanos() - t0)
                 best = min(best, dt / Double(iterations / scale))
             }
             return best
@@ -39,9 +46,9 @@ struct BenchLua: ParsableCommand {
             let n = iterations / 10
             var best = Double.infinity
             for _ in 0..<3 {
-                let t0 = DispatchTime.now().uptimeNanoseconds
+                let t0 = threadCPUNanos()
                 for _ in 0..<n { try body() }
-                best = min(best, Double(DispatchTime.now().uptimeNanoseconds - t0) / Double(n))
+                best = min(best, Double(threadCPUNanos() - t0) / Double(n))
             }
             return best
         }
@@ -49,7 +56,7 @@ struct BenchLua: ParsableCommand {
         let swiftAdd = try swiftTime { _ = try ta.add(tb) }
         let swiftSum = try swiftTime { _ = try ta.sum() }
         func row(_ name: String, _ ns: Double) { print(name.padding(toLength: 38, withPad: " ", startingAt: 0) + String(format: "%8.1f ns/call", ns - empty)) }
-        print("Lua -> Swift call overhead (best of 3, loop overhead \(String(format: "%.1f", empty)) ns subtracted)")
+        print("Lua -> Swift call overhead (thread CPU time, best of 3, loop overhead \(String(format: "%.1f", empty)) ns subtracted)")
         row("math.abs(i) (C builtin, reference)", luaFn)
         row("x:dim() (trivial method)", dim)
         row("x.ndim (field via __index)", field)
