@@ -14,7 +14,7 @@ local protocol = {}
 protocol.defaults = {
   samples = 5000, seed = 0, select = "test", val_size = 1000,
   teacher = "subset", teacher_images = 0, teacher_epochs = 25, teacher_weights = false,
-  student_epochs = 30, patience = 5, student = "efficientnet_b0", batch = 32,
+  student_epochs = 30, patience = 5, student = "efficientnet_b0", teacher_model = "mobilenet_v2", batch = 32,
   lr_teacher = 5e-4, lr_student = 1e-3, temperature = 3, limit_batches = false, eval_images = 0, out = false,
   phases = "teacher,alone,kd",
 }
@@ -63,8 +63,13 @@ function protocol.run(S, d)
   for p in S.phases:gmatch("[^,]+") do wants[p] = true end
 
   -- Teacher.
+  local function build(name, what)
+    local make = model_variants[name] or models[name]
+    assert(make, ("unknown %s '%s' (a models.* name or a model_variants plugin)"):format(what, tostring(name)))
+    return make{classes = 10, in_channels = d.in_channels}
+  end
   torch.manual_seed(S.seed)
-  local teacher = models.mobilenet_v2{classes = 10, in_channels = d.in_channels}
+  local teacher = build(S.teacher_model, "teacher_model")
   local note
   if S.teacher_weights then
     local report = teacher:load(S.teacher_weights, {strict = false})
@@ -100,9 +105,7 @@ function protocol.run(S, d)
   -- Students from the same initial weights.
   local function student()
     torch.manual_seed(S.seed + 100)
-    local make = model_variants[S.student] or models[S.student]
-    assert(make, "unknown student '" .. tostring(S.student) .. "' (a models.* name or a model_variants plugin)")
-    return make{classes = 10, in_channels = d.in_channels}
+    return build(S.student, "student")
   end
   local r = {teacher = teacher_eval.accuracy, teacher_note = note, out = out, settings = S}
   if wants.alone then

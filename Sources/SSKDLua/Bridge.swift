@@ -43,7 +43,7 @@ enum FunctionTable {
 /// The one entry point from C into Swift.
 private let swiftDispatch: sskd_dispatch_fn = { state, id in
     guard let state else { return SSKD_ERROR_MESSAGE }
-    let call = LuaCall(state, name: FunctionTable.names[Int(id)])
+    let call = LuaCall(state, id: id)
     do {
         let n = try FunctionTable.bodies[Int(id)](call)
         LuaHost.afterCall(state)
@@ -72,12 +72,23 @@ func luaMessage(_ error: Error) -> String {
 /// expected, like Lua's own `bad argument #2 to 'f' (number expected, got nil)`.
 public struct LuaCall {
     public let L: OpaquePointer
+    /// The function's id in `FunctionTable` (its name is looked up only for error messages).
+    let id: Int32
+    let explicitName: String?
+
     /// The Lua-visible name of the running function (`"torch.zeros"`, `"Tensor:sum"`).
-    public let name: String
+    public var name: String { explicitName ?? FunctionTable.names[Int(id)] }
 
     public init(_ L: OpaquePointer, name: String) {
         self.L = L
-        self.name = name
+        self.id = -1
+        self.explicitName = name
+    }
+
+    init(_ L: OpaquePointer, id: Int32) {
+        self.L = L
+        self.id = id
+        self.explicitName = nil
     }
 
     // MARK: Stack basics
@@ -248,8 +259,9 @@ public struct LuaCall {
         push(object: object, type: type)
     }
 
-    /// Pushes `object` as a userdata of a known type id (fast path).
-    public func push(object: AnyObject, type: Int32) {
+    /// Pushes `object` as a userdata of a known type id (fast path). The object must be of that
+    /// type's class (or a subclass): methods rely on it.
+    func push(object: AnyObject, type: Int32) {
         let p = Unmanaged.passRetained(object).toOpaque()
         _ = sskd_push_box(L, type, p)
         LuaHost.noteObjectPushed(L)
@@ -364,6 +376,22 @@ public final class Options {
         do { return try call.intArray(-1, what: key) } catch { throw bad(key, "table of integers") }
     }
 
+    /// A table of numbers.
+    public func numbers(_ key: String) throws -> [Double]? {
+        let t = fetch(key); defer { call.pop() }
+        if t == LUA_TNIL { return nil }
+        guard t == LUA_TTABLE else { throw bad(key, "table of numbers") }
+        let n = Int(lua_rawlen(L, -1))
+        var out: [Double] = []
+        for k in 0..<n {
+            lua_rawgeti(L, -1, lua_Integer(k + 1))
+            defer { call.pop() }
+            guard lua_type(L, -1) == LUA_TNUMBER else { throw LuaError("bad option '\(key)' to '\(call.name)' (entry \(k + 1) must be a number, got \(call.typeName(-1)))") }
+            out.append(lua_tonumberx(L, -1, nil))
+        }
+        return out
+    }
+
     public func object<T: AnyObject>(_ key: String, _ type: T.Type, expected: String) throws -> T? {
         let t = fetch(key); defer { call.pop() }
         if t == LUA_TNIL { return nil }
@@ -417,6 +445,10 @@ public final class LuaType {
     var fields: [(name: String, doc: String)] = []
     var getters: [String: (LuaCall, AnyObject) throws -> Int32] = [:]
     var setters: [String: (LuaCall, AnyObject) throws -> Void] = [:]
+    /// String keys that are no registered field (a module's children and parameters by name).
+    var dynamicField: ((LuaCall, AnyObject, String) throws -> Int32?)?
+    /// `obj.key = value` for string keys without a setter; returns false to refuse.
+    var dynamicSetter: ((LuaCall, AnyObject, String) throws -> Bool)?
     /// Non-string keys in `obj[key]` (tensor indexing).
     var indexHook: ((LuaCall, AnyObject) throws -> Int32)?
     var newIndexHook: ((LuaCall, AnyObject) throws -> Void)?
@@ -438,9 +470,13 @@ public struct LuaClass<T: AnyObject> {
 
     /// Registers a method (`obj:name(...)`); `self` is argument #1, checked to be a `T`.
     public func method(_ name: String, _ signature: String, _ summary: String, _ body: @escaping (LuaCall, T) throws -> Int32) {
-        let tname = type.name
+        let tname = type.name, tid = type.id
         let id = FunctionTable.add("\(tname):\(name)") { c in
-            try body(c, try c.object(1, T.self, expected: tname))
+            // Fast path: a box of exactly this type holds a T (push(object:type:) guarantees it).
+            if let box = sskd_to_box(c.L, 1), box.pointee.type == tid, let p = box.pointee.object {
+                return try body(c, Unmanaged<T>.fromOpaque(p).takeUnretainedValue())
+            }
+            return try body(c, try c.object(1, T.self, expected: tname))
         }
         type.methods.removeAll { $0.name == name }
         type.methods.append((name, id, LuaDoc(signature: signature, summary: summary)))
@@ -454,6 +490,14 @@ public struct LuaClass<T: AnyObject> {
         type.fields.removeAll { $0.name == name }
         type.fields.append((name, summary))
     }
+
+    /// Handles `obj.key` for string keys that are no registered field or method; returns nil
+    /// (Swift nil) to give Lua nil.
+    public func dynamicField(_ body: @escaping (LuaCall, T, String) throws -> Int32?) { type.dynamicField = { c, o, k in try body(c, o as! T, k) } }
+
+    /// Handles `obj.key = value` for string keys without a setter (stack: 1 object, 2 key,
+    /// 3 value); return false to refuse (an error names the field).
+    public func dynamicSetter(_ body: @escaping (LuaCall, T, String) throws -> Bool) { type.dynamicSetter = { c, o, k in try body(c, o as! T, k) } }
 
     /// Handles `obj[key]` for non-string keys (stack: 1 object, 2 key).
     public func index(_ body: @escaping (LuaCall, T) throws -> Int32) { type.indexHook = { c, o in try body(c, o as! T) } }
@@ -484,6 +528,8 @@ public enum LuaTypes {
             t.getters = base.getters
             t.setters = base.setters
             t.indexHook = base.indexHook
+            t.dynamicField = base.dynamicField
+            t.dynamicSetter = base.dynamicSetter
             t.newIndexHook = base.newIndexHook
             t.metamethods = base.metamethods
             t.tostring = base.tostring
@@ -533,6 +579,7 @@ public enum LuaTypes {
         let o = Unmanaged<AnyObject>.fromOpaque(p).takeUnretainedValue()
         if let key = c.stringValue(2) {
             if let get = t.getters[key] { return try get(LuaCall(c.L, name: "\(t.name).\(key)"), o) }
+            if let dyn = t.dynamicField, let n = try dyn(LuaCall(c.L, name: "\(t.name).\(key)"), o, key) { return n }
             // A string with ':' is a slice (`x["1:3"]`) for types that index.
             guard key.contains(":"), let hook = t.indexHook else { c.pushNil(); return 1 }
             return try hook(LuaCall(c.L, name: "\(t.name).__index"), o)
@@ -545,6 +592,7 @@ public enum LuaTypes {
         guard let p = box.pointee.object else { throw LuaError("attempt to index a collected \(t.name)") }
         let o = Unmanaged<AnyObject>.fromOpaque(p).takeUnretainedValue()
         if let key = c.stringValue(2) {
+            if t.setters[key] == nil, let dyn = t.dynamicSetter, try dyn(LuaCall(c.L, name: "\(t.name).\(key)"), o, key) { return 0 }
             guard let set = t.setters[key] else {
                 throw LuaError(t.getters[key] != nil ? "field '\(key)' of \(t.name) is read-only" : "\(t.name) has no assignable field '\(key)'")
             }

@@ -251,21 +251,3 @@ enum DataBindings {
         }
     }
 }
-
-extension Options {
-    /// A table of numbers.
-    public func numbers(_ key: String) throws -> [Double]? {
-        guard has(key) else { return nil }
-        let t = call.rawField(index, key)
-        defer { call.pop() }
-        guard t == LUA_TTABLE else { throw LuaError("bad option '\(key)' to '\(call.name)' (table of numbers expected, got \(call.typeName(-1)))") }
-        var out: [Double] = []
-        for k in 1...max(1, Int(lua_rawlen(L, -1))) where k <= Int(lua_rawlen(L, -1)) {
-            lua_rawgeti(L, -1, lua_Integer(k))
-            defer { call.pop() }
-            guard lua_type(L, -1) == LUA_TNUMBER else { throw LuaError("bad option '\(key)' to '\(call.name)' (entry \(k) must be a number)") }
-            out.append(lua_tonumberx(L, -1, nil))
-        }
-        return out
-    }
-}

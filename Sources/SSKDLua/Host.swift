@@ -51,8 +51,10 @@ enum Bindings {
         TensorBindings.register()
         TorchBindings.register()
         FunctionalBindings.register()
-        HostBindings.register()
         NNBindings.register()
+        LuaModuleBindings.register()
+        OptimBindings.register()
+        HostBindings.register()
         DataBindings.register()
         TrainBindings.register()
     }()
@@ -116,10 +118,9 @@ public final class LuaHost {
     func accountMemory() {
         let total = MemoryStats.totalAllocatedBytes
         let delta = total - lastTotalAllocated
-        if delta >= LuaHost.stepBytes {
-            lastTotalAllocated = total
-            _ = sskd_gc_step(L, Int32(min(delta >> 10, Int(Int32.max))))
-        }
+        guard delta >= LuaHost.stepBytes else { return }
+        lastTotalAllocated = total
+        _ = sskd_gc_step(L, Int32(min(delta >> 10, Int(Int32.max))))
         if MemoryStats.liveBytes > fullCollectThreshold {
             _ = sskd_gc_collect(L)
             fullCollectThreshold = max(2 * MemoryStats.liveBytes, LuaHost.minimumFullCollectBytes)
@@ -182,14 +183,15 @@ public final class LuaHost {
         let docs = lua_gettop(L)
         for lib in LuaLibraries.all {
             // The global table (reuse an existing one, e.g. "string" or globals for "").
-            if lib.name.isEmpty { sskd_pushglobaltable(L) } else {
-                sskd_pushglobaltable(L)
-                if c.rawField(-1, lib.name) != LUA_TTABLE {
+            // A dotted name ("optim.lr_scheduler") is a table nested in another.
+            sskd_pushglobaltable(L)
+            for part in lib.name.split(separator: ".").map(String.init) {
+                if c.rawField(-1, part) != LUA_TTABLE {
                     c.pop()
                     lua_createtable(L, 0, Int32(lib.functions.count))
-                    c.pushValue(-1); c.setRawField(-3, lib.name)
+                    c.pushValue(-1); c.setRawField(-3, part)
                 }
-                lua_rotate(L, -2, 1); c.pop()  // drop globals
+                lua_rotate(L, -2, 1); c.pop()  // drop the parent
             }
             let tbl = lua_gettop(L)
             lua_createtable(L, 0, 2)

@@ -276,7 +276,7 @@ function help(x)
   end
   if type(x) == "table" then
     for name in pairs(libs) do
-      if rawget(_G, name) == x then return namespace_help(name, x) end
+      if (name == "_G" and _G or resolve(name)) == x then return namespace_help(name, x) end
     end
     for kind, reg in pairs(registries) do
       if reg == x then return namespace_help(registry_names[kind], x) end
@@ -286,6 +286,57 @@ function help(x)
   end
   print("no help for this " .. type(x) .. " value")
 end
+-- optim.Adam{lr = 1e-3} (no parameters): a spec the trainer builds with spec(params).
+if type(optim) == "table" then
+  for _, name in ipairs{"SGD", "Adam", "AdamW"} do
+    local make = rawget(optim, name)
+    if make then
+      local d = docs[make]
+      local spec_mt = {
+        __call = function(self, params) return make(params, self.options) end,
+        __tostring = function(self) return "optim." .. name .. sskd.repr(self.options) .. " (a spec: call it with parameters)" end,
+      }
+      local function wrapper(params, opts)
+        if type(params) == "table" and getmetatable(params) == nil and params[1] == nil and opts == nil and next(params) ~= nil then
+          local copy = {}
+          for k, v in pairs(params) do copy[k] = v end
+          return setmetatable({optimizer = name, options = copy}, spec_mt)
+        end
+        return make(params, opts)
+      end
+      optim[name] = wrapper
+      sskd.document(wrapper, d.name, d.sig, d.summary .. "; optim." .. name .. "{...} without parameters returns a spec the trainer builds with spec(params)")
+    end
+  end
+end
+
+-- nn.Module{...}: modules written in Lua (a constructor; see LuaModule.swift).
+if type(nn) == "table" then
+  local function Module(class)
+    if type(class) ~= "table" then
+      error(("bad argument #1 to 'nn.Module' (class table expected, got %s)"):format(type(class)), 2)
+    end
+    if type(class.forward) ~= "function" then
+      error("bad argument #1 to 'nn.Module' (the class table needs a forward(self, x) function)", 2)
+    end
+    if class.init ~= nil and type(class.init) ~= "function" then error("bad argument #1 to 'nn.Module' (init must be a function)", 2) end
+    local name = class.name or "LuaModule"
+    if type(name) ~= "string" then error("bad argument #1 to 'nn.Module' (name must be a string)", 2) end
+    local new = sskd._new_module
+    return setmetatable({class = class, name = name}, {
+      __call = function(_, ...)
+        local m = new(class, name)
+        if class.init then class.init(m, ...) end
+        return m
+      end,
+      __tostring = function() return "nn.Module class " .. name end,
+    })
+  end
+  nn.Module = Module
+  sskd.document(Module, "nn.Module", "nn.Module{name=, init=function(self, ...) end, forward=function(self, x) end} -> constructor",
+    "a module written in Lua: in init assign children (self.conv = nn.Conv2d(...)), parameters (tensors that require grad) and buffers; extra functions are methods")
+end
+
 sskd.document(help, "help", "help([x])", "documentation of a function, type, object, namespace or plugin")
 sskd.document(sskd.schedule, "sskd.schedule", "sskd.schedule{name=, params={...}, fn=function(p, epoch, history) end}", "a parameterised schedule (callable table)")
 sskd.document(sskd.options, "sskd.options", "sskd.options(opts, defaults, fname) -> table", "checks an options table against defaults")

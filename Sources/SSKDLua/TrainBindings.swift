@@ -179,24 +179,6 @@ enum TrainBindings {
         s.restoreBest = try o.bool("restore_best", default: true)
         s.schedulerPerBatch = try o.bool("scheduler_per_batch", default: false)
 
-        let optimizer: Optimizer
-        if let opt = try o.object("optimizer", Optimizer.self, expected: "Optimizer") {
-            optimizer = opt
-        } else {
-            optimizer = try Adam(model.parameters(), lr: try o.number("lr") ?? 1e-3)
-        }
-        let trainer = try Trainer(model: model, optimizer: optimizer, train: train, settings: s)
-        trainer.teacher = teacher
-        trainer.scheduler = try o.object("scheduler", LRScheduler.self, expected: "LRScheduler")
-        trainer.eval = try o.dataset("eval")
-        trainer.test = try o.dataset("test")
-        trainer.unlabeled = try o.dataset("unlabeled")
-        trainer.augment = try o.transform("augment")
-        trainer.evalTransform = try o.transform("eval_transform")
-        if try o.bool("quiet", default: false) { trainer.progress = Progress(live: false, out: FileHandle(forWritingAtPath: "/dev/null")!) }
-        let runPath = try o.string("run")
-        let resume = try o.bool("resume", default: false)
-
         // Scripted parts. Each is looked up in the options table when called.
         let L = c.L
         func kind(_ key: String) -> Int32 { let t = c.rawField(1, key); c.pop(); return t }
@@ -208,6 +190,48 @@ enum TrainBindings {
             c.pop(2)
             return hasCall
         }
+
+        // optimizer: an Optimizer, a spec (optim.Adam{lr = ...}) called with the model, or nil
+        // for Adam with `lr` (default 1e-3).
+        let optimizer: Optimizer
+        if kind("optimizer") == LUA_TNIL {
+            optimizer = try Adam(model.parameters(), lr: try o.number("lr") ?? 1e-3)
+        } else if let opt = c.toObject({ c.rawField(1, "optimizer"); return -1 }(), Optimizer.self) {
+            c.pop(); _ = o.has("optimizer")
+            optimizer = opt
+        } else {
+            c.pop(); _ = o.has("optimizer")
+            guard isCallable("optimizer") else { throw LuaError("bad option 'optimizer' to '\(c.name)' (an Optimizer or a spec such as optim.Adam{lr = 1e-3} expected)") }
+            optimizer = try callOption(c, "optimizer", nargs: 1, nresults: 1, push: { try c.push(object: model) }) {
+                guard let opt = c.toObject(-1, Optimizer.self) else { throw LuaError("option 'optimizer' returned \(c.typeName(-1)), expected an Optimizer") }
+                return opt
+            }
+        }
+        let trainer = try Trainer(model: model, optimizer: optimizer, train: train, settings: s)
+        trainer.teacher = teacher
+        // scheduler: an LRScheduler, or a function(optimizer) -> LRScheduler.
+        if kind("scheduler") != LUA_TNIL {
+            _ = o.has("scheduler")
+            c.rawField(1, "scheduler")
+            let direct = c.toObject(-1, LRScheduler.self)
+            c.pop()
+            if let direct { trainer.scheduler = direct } else {
+                guard isCallable("scheduler") else { throw LuaError("bad option 'scheduler' to '\(c.name)' (an LRScheduler or function(optimizer) expected)") }
+                trainer.scheduler = try callOption(c, "scheduler", nargs: 1, nresults: 1, push: { try c.push(object: optimizer) }) {
+                    guard let sch = c.toObject(-1, LRScheduler.self) else { throw LuaError("option 'scheduler' returned \(c.typeName(-1)), expected an LRScheduler") }
+                    return sch
+                }
+            }
+        }
+        trainer.eval = try o.dataset("eval")
+        trainer.test = try o.dataset("test")
+        trainer.unlabeled = try o.dataset("unlabeled")
+        trainer.augment = try o.transform("augment")
+        trainer.evalTransform = try o.transform("eval_transform")
+        if try o.bool("quiet", default: false) { trainer.progress = Progress(live: false, out: FileHandle(forWritingAtPath: "/dev/null")!) }
+        let runPath = try o.string("run")
+        let resume = try o.bool("resume", default: false)
+
         switch kind("alpha") {
         case LUA_TNIL: trainer.alpha = { e, _ in distill ? Distillation.paperAlpha(epoch: e) : 0 }
         case LUA_TNUMBER:

@@ -39,10 +39,10 @@ struct Info: ParsableCommand {
 
     static let script = """
     local name = tostring(arg.model)
-    local ctor = (type(models) == "table" and rawget(models, name)) or rawget(model_variants, name)
-    if ctor == nil then
+    local ctor = name ~= "names" and ((type(models) == "table" and rawget(models, name)) or rawget(model_variants, name))
+    if not ctor then
       local names = {}
-      for k in pairs(type(models) == "table" and models or {}) do names[#names + 1] = k end
+      for k in pairs(type(models) == "table" and models or {}) do if k ~= "names" then names[#names + 1] = k end end
       for k in pairs(model_variants) do names[#names + 1] = k end
       table.sort(names)
       error("unknown model '" .. name .. "' (available: " .. (#names > 0 and table.concat(names, ", ") or "none") .. ")", 0)

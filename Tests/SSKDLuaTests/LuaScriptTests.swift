@@ -33,7 +33,7 @@ final class LuaScriptTests: XCTestCase {
     func testAutograd() throws { try runScript("test_autograd.lua") }
     func testPlugins() throws { try runScript("test_plugins.lua") }
     func testHelp() throws { try runScript("test_help.lua") }
-    func testModels() throws { try runScript("test_models.lua") }
+    func testNN() throws { try runScript("test_nn.lua") }
     func testData() throws { try runScript("test_data.lua") }
     func testTrain() throws { try runScript("test_train.lua") }
 }

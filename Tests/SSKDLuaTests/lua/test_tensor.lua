@@ -179,10 +179,9 @@ end)
 
 T.test("tostring, equality, fields", function()
   local x = torch.tensor{1, 2}
-  T.eq(tostring(x), "tensor([1.0000, 2.0000])")
-  local big = torch.zeros(10, 10)
+  T.eq(tostring(x), "tensor([1., 2.])")
+  local big = torch.zeros(100, 100)
   T.check(tostring(big):find("...", 1, true), "large tensors are abbreviated")
-  T.check(tostring(big):find("shape=[10, 10]", 1, true))
   T.check(x == x)
   T.check(x ~= torch.tensor{1, 2}, "== is identity, x:eq(y) is elementwise")
   T.eq(x.is_leaf, true)
