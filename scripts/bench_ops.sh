@@ -3,7 +3,8 @@
 # EfficientNet-B0 shapes (96x96 input, batch 32) with the same thread count, in one run, and
 # prints: op, shape, sskd ms, torch ms, ratio (torch / sskd; > 1 means sskd is faster).
 # Times are the minimum over the repetitions (robust on a shared machine); the JSON files also
-# carry medians. Backward is the op's own backward node on both sides (grad_fn(dy)).
+# carry medians. Backward is the op's own backward node on both sides (grad_fn(dy)). With one
+# thread both sides time process CPU time (immune to other jobs on the cores), otherwise wall time.
 #
 #   scripts/bench_ops.sh [threads ...]        default: 1 2
 #   BUDGET=0.5 FILTER=dw scripts/bench_ops.sh 2

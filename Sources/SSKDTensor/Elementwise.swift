@@ -112,7 +112,9 @@ extension Tensor {
     }
 
     public func sigmoid() -> Tensor {
-        let out = unaryMap(self) { x in x >= 0 ? 1 / (1 + expf(-x)) : expf(x) / (1 + expf(x)) }
+        // 8 lanes at a time through the vector exp of Kernels/Activations.swift.
+        let out = Tensor(shape, zeroed: false)
+        sigmoidForward(out.data, data, count: count)
         return record(out, "sigmoid", [self]) { [out = out.detach()] g in [zipMap(g, out) { gg, s in gg * s * (1 - s) }] }
     }
 

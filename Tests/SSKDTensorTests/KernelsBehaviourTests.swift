@@ -173,12 +173,17 @@ final class KernelsBehaviourTests: XCTestCase {
         let saved = Runtime.threads
         defer { try? Runtime.setThreads(saved) }
         func run() throws -> [Float] {
-            let x = try Tensor.randn([4, 8, 9, 9], generator: Generator(seed: 1)).requiringGrad()
-            let w = try Tensor.randn([8, 1, 3, 3], generator: Generator(seed: 2)).requiringGrad()
-            let h = try conv2d(x, w, padding: [1], groups: 8)
-            let y = try batchNorm2d(h, runningMean: nil, runningVar: nil, weight: nil, bias: nil, training: true)
-            try (y * y).sum().backward()
-            return y.toArray() + x.grad!.toArray() + w.grad!.toArray()
+            var all: [Float] = []
+            // 13x13 maps take the phase-split depthwise path, 5x5 maps the channel-blocked one.
+            for (side, c) in [(13, 8), (5, 19)] {
+                let x = try Tensor.randn([4, c, side, side], generator: Generator(seed: 1)).requiringGrad()
+                let w = try Tensor.randn([c, 1, 3, 3], generator: Generator(seed: 2)).requiringGrad()
+                let h = try conv2d(x, w, padding: [1], groups: c)
+                let y = try batchNorm2d(h, runningMean: nil, runningVar: nil, weight: nil, bias: nil, training: true)
+                try (y * y).sum().backward()
+                all += y.toArray() + x.grad!.toArray() + w.grad!.toArray()
+            }
+            return all
         }
         try Runtime.setThreads(1)
         let a = try run()

@@ -53,7 +53,7 @@ final class KernelsGradTests: XCTestCase {
         try conv([1, 2, 7, 8], [2, 1, 3, 3], bias: false, stride: [2], padding: [0, 1, 0, 1], groups: 2)  // TF-style asymmetric
         try conv([1, 2, 7, 9], [4, 1, 3, 3], bias: true, padding: [2], dilation: [2], groups: 2)   // multiplier 2, dilation
         try conv([1, 2, 6, 7], [2, 1, 2, 4], bias: true, stride: [1, 3], padding: [1, 2, 0, 3], groups: 2) // generic kernel
-        // Small maps (<= 64 outputs) run eight channels per vector: 11 = one full and one partial block.
+        // Small maps (<= 144 outputs) run eight channels per vector: 11 = one full and one partial block.
         try conv([2, 11, 4, 5], [11, 1, 3, 3], bias: true, padding: [1], groups: 11)
         try conv([1, 9, 5, 5], [9, 1, 5, 5], bias: false, stride: [2], padding: [2], groups: 9)
     }

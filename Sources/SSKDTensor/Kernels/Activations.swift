@@ -7,41 +7,47 @@
 //   hardsigmoid(x) = relu6(x + 3) / 6             d/dx = 1/6 on -3 < x < 3
 //   hardswish(x)   = x * relu6(x + 3) / 6         d/dx = 0 for x < -3, x/3 + 1/2 for x <= 3, 1 above
 
-/// y = f(x) over `count` floats, 8 lanes at a time (the tail goes through a zero-filled vector).
-@inline(__always) func mapForward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, count: Int,
-                                  _ f: (SIMD8<Float>) -> SIMD8<Float>) {
+/// An elementwise map on 8 lanes. Kernels take the map as a type, so every call site gets a
+/// specialised loop with the map inlined (a closure would cost an indirect call per vector).
+protocol LaneMap { static func apply(_ x: SIMD8<Float>) -> SIMD8<Float> }
+/// An elementwise gradient on 8 lanes: dx = apply(dy, x).
+protocol LaneGrad { static func apply(_ dy: SIMD8<Float>, _ x: SIMD8<Float>) -> SIMD8<Float> }
+
+/// y = F(x) over `count` floats, 8 lanes at a time (the tail goes through a zero-filled vector).
+@inline(__always) func mapForward<F: LaneMap>(_: F.Type, _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, count: Int) {
     parallelFor(count) { r in
         var i = r.lowerBound
-        while i + 8 <= r.upperBound { store8(f(load8(x + i)), y + i); i += 8 }
+        while i + 8 <= r.upperBound { store8(F.apply(load8(x + i)), y + i); i += 8 }
         if i < r.upperBound {
             var v = SIMD8<Float>()
             for l in 0..<(r.upperBound - i) { v[l] = x[i + l] }
-            let o = f(v)
+            let o = F.apply(v)
             for l in 0..<(r.upperBound - i) { y[i + l] = o[l] }
         }
     }
 }
 
-/// dx = f(dy, x) over `count` floats, 8 lanes at a time.
-@inline(__always) func mapBackward(_ dx: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, count: Int,
-                                   _ f: (SIMD8<Float>, SIMD8<Float>) -> SIMD8<Float>) {
+/// dx = F(dy, x) over `count` floats, 8 lanes at a time.
+@inline(__always) func mapBackward<F: LaneGrad>(_: F.Type, _ dx: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>,
+                                               _ x: UnsafePointer<Float>, count: Int) {
     parallelFor(count) { r in
         var i = r.lowerBound
-        while i + 8 <= r.upperBound { store8(f(load8(dy + i), load8(x + i)), dx + i); i += 8 }
+        while i + 8 <= r.upperBound { store8(F.apply(load8(dy + i), load8(x + i)), dx + i); i += 8 }
         if i < r.upperBound {
             var g = SIMD8<Float>(), v = SIMD8<Float>()
             for l in 0..<(r.upperBound - i) { g[l] = dy[i + l]; v[l] = x[i + l] }
-            let o = f(g, v)
+            let o = F.apply(g, v)
             for l in 0..<(r.upperBound - i) { dx[i + l] = o[l] }
         }
     }
 }
 
 /// e^x for 8 lanes (Cephes expf: x = n ln2 + r, |r| <= ln2/2, degree-6 polynomial, 2^n built in
-/// the exponent bits); relative error about 2 ulp. Inputs are clamped to [-87.3, 88.3], where
-/// e^x stays a normal float; NaN stays NaN.
+/// the exponent bits as 2^(n/2) * 2^(n - n/2) so results down in the denormal range stay exact to
+/// the last denormal bit); relative error about 1 ulp. Overflows to +inf above 88.72, underflows to
+/// 0 below -103.9; NaN stays NaN.
 @inline(__always) func exp8(_ v: SIMD8<Float>) -> SIMD8<Float> {
-    let x = v.replacing(with: -87.3, where: v .< -87.3).replacing(with: 88.3, where: v .> 88.3)
+    let x = v.replacing(with: -104, where: v .< -104).replacing(with: 89, where: v .> 89)
     // Round x / ln2 to the nearest integer with the 1.5 * 2^23 trick: its low bits hold n.
     let magic = SIMD8<Float>(repeating: 12_582_912)
     let t = magic.addingProduct(x, SIMD8(repeating: 1.442_695_04))
@@ -55,52 +61,78 @@
     p = p * r + 1.666_666_545_9e-1
     p = p * r + 5.000_000_120_1e-1
     p = (p * r * r + r) + 1
-    let bits = unsafeBitCast(t, to: SIMD8<Int32>.self) &- 0x4B40_0000 &+ 127
-    let scale = unsafeBitCast(bits &<< 23, to: SIMD8<Float>.self)
-    return (p * scale).replacing(with: v, where: v .!= v)
+    let ni = unsafeBitCast(t, to: SIMD8<Int32>.self) &- 0x4B40_0000
+    let n1 = ni &>> 1, n2 = ni &- n1
+    let s1 = unsafeBitCast((n1 &+ 127) &<< 23, to: SIMD8<Float>.self)
+    let s2 = unsafeBitCast((n2 &+ 127) &<< 23, to: SIMD8<Float>.self)
+    return ((p * s1) * s2).replacing(with: v, where: v .!= v)
 }
 
-/// 1 / (1 + e^-x) for 8 lanes.
-@inline(__always) func sigmoid8(_ x: SIMD8<Float>) -> SIMD8<Float> { 1 / (1 + exp8(-x)) }
+/// 1 / (1 + e^-x) for 8 lanes, as e^x / (1 + e^x) for negative x (no overflow, tiny values exact).
+@inline(__always) func sigmoid8(_ x: SIMD8<Float>) -> SIMD8<Float> {
+    let negative = x .< 0
+    let e = exp8(SIMD8<Float>(repeating: 0).replacing(with: x, where: negative).replacing(with: -x, where: .!negative))
+    return (1 / (1 + e)).replacing(with: e / (1 + e), where: negative)
+}
 
-func relu6Forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, count: Int) {
+enum Relu6: LaneMap, LaneGrad {
     // NaN passes through like PyTorch's hardtanh (comparisons with NaN are false).
-    mapForward(y, x, count: count) { v in v.replacing(with: 0, where: v .< 0).replacing(with: 6, where: v .> 6) }
+    @inline(__always) static func apply(_ v: SIMD8<Float>) -> SIMD8<Float> {
+        v.replacing(with: 0, where: v .< 0).replacing(with: 6, where: v .> 6)
+    }
+    @inline(__always) static func apply(_ g: SIMD8<Float>, _ v: SIMD8<Float>) -> SIMD8<Float> {
+        SIMD8<Float>().replacing(with: g, where: (v .> 0) .& (v .< 6))
+    }
 }
 
-func relu6Backward(_ dx: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, count: Int) {
-    mapBackward(dx, dy, x, count: count) { g, v in SIMD8<Float>().replacing(with: g, where: (v .> 0) .& (v .< 6)) }
-}
-
-func siluForward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, count: Int) {
-    mapForward(y, x, count: count) { v in v * sigmoid8(v) }
-}
-
-func siluBackward(_ dx: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, count: Int) {
-    mapBackward(dx, dy, x, count: count) { g, v in
+enum Silu: LaneMap, LaneGrad {
+    @inline(__always) static func apply(_ v: SIMD8<Float>) -> SIMD8<Float> { v * sigmoid8(v) }
+    @inline(__always) static func apply(_ g: SIMD8<Float>, _ v: SIMD8<Float>) -> SIMD8<Float> {
         let s = sigmoid8(v)
         return g * s * (1 + v * (1 - s))
     }
 }
 
-func hardsigmoidForward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, count: Int) {
-    mapForward(y, x, count: count) { v in
+enum Sigmoid: LaneMap {
+    @inline(__always) static func apply(_ v: SIMD8<Float>) -> SIMD8<Float> { sigmoid8(v) }
+}
+
+enum Hardsigmoid: LaneMap, LaneGrad {
+    @inline(__always) static func apply(_ v: SIMD8<Float>) -> SIMD8<Float> {
         (v * (1.0 / 6.0) + 0.5).replacing(with: 0, where: v .<= -3).replacing(with: 1, where: v .>= 3)
     }
+    @inline(__always) static func apply(_ g: SIMD8<Float>, _ v: SIMD8<Float>) -> SIMD8<Float> {
+        SIMD8<Float>().replacing(with: g * (1.0 / 6.0), where: (v .> -3) .& (v .< 3))
+    }
 }
 
-func hardsigmoidBackward(_ dx: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, count: Int) {
-    mapBackward(dx, dy, x, count: count) { g, v in SIMD8<Float>().replacing(with: g * (1.0 / 6.0), where: (v .> -3) .& (v .< 3)) }
-}
-
-func hardswishForward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, count: Int) {
-    mapForward(y, x, count: count) { v in
+enum Hardswish: LaneMap, LaneGrad {
+    @inline(__always) static func apply(_ v: SIMD8<Float>) -> SIMD8<Float> {
         (v * (v + 3) * (1.0 / 6.0)).replacing(with: 0, where: v .<= -3).replacing(with: v, where: v .>= 3)
     }
-}
-
-func hardswishBackward(_ dx: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, count: Int) {
-    mapBackward(dx, dy, x, count: count) { g, v in
+    @inline(__always) static func apply(_ g: SIMD8<Float>, _ v: SIMD8<Float>) -> SIMD8<Float> {
         (g * (v * (1.0 / 3.0) + 0.5)).replacing(with: 0, where: v .< -3).replacing(with: g, where: v .> 3)
     }
+}
+
+func relu6Forward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, count: Int) { mapForward(Relu6.self, y, x, count: count) }
+func relu6Backward(_ dx: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, count: Int) {
+    mapBackward(Relu6.self, dx, dy, x, count: count)
+}
+func siluForward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, count: Int) { mapForward(Silu.self, y, x, count: count) }
+func siluBackward(_ dx: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, count: Int) {
+    mapBackward(Silu.self, dx, dy, x, count: count)
+}
+func sigmoidForward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, count: Int) { mapForward(Sigmoid.self, y, x, count: count) }
+func hardsigmoidForward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, count: Int) {
+    mapForward(Hardsigmoid.self, y, x, count: count)
+}
+func hardsigmoidBackward(_ dx: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, count: Int) {
+    mapBackward(Hardsigmoid.self, dx, dy, x, count: count)
+}
+func hardswishForward(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, count: Int) {
+    mapForward(Hardswish.self, y, x, count: count)
+}
+func hardswishBackward(_ dx: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, count: Int) {
+    mapBackward(Hardswish.self, dx, dy, x, count: count)
 }

@@ -137,13 +137,14 @@ func col2im(_ dx: UnsafeMutablePointer<Float>, _ col: UnsafePointer<Float>, _ g:
 /// [N, C, HW] -> [C, N*HW] (`toChannelMajor`) and back.
 func packChannelMajor(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, n: Int, c: Int, hw: Int) {
     parallelFor(c, grain: grainFor(work: n * hw)) { chans in
-        for ch in chans { for img in 0..<n { (dst + (ch * n + img) * hw).update(from: src + (img * c + ch) * hw, count: hw) } }
+        // Image-major so that the source is read sequentially.
+        for img in 0..<n { for ch in chans { copyFloats(dst + (ch * n + img) * hw, src + (img * c + ch) * hw, hw) } }
     }
 }
 
 func unpackChannelMajor(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, n: Int, c: Int, hw: Int) {
     parallelFor(c, grain: grainFor(work: n * hw)) { chans in
-        for ch in chans { for img in 0..<n { (dst + (img * c + ch) * hw).update(from: src + (ch * n + img) * hw, count: hw) } }
+        for img in 0..<n { for ch in chans { copyFloats(dst + (img * c + ch) * hw, src + (ch * n + img) * hw, hw) } }
     }
 }
 

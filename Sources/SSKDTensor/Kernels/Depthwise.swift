@@ -14,8 +14,8 @@
 // i.e. at flat offset tap[k] + r*PW + q. So on the "flat" output index f = r*PW + q (rows of PW
 // columns, of which the first OW are real) a whole plane is ONE contiguous SIMD loop:
 //   yflat[f] = b + sum_k w[k] * buf[tap[k] + f]          (f < OH*PW, then the OW columns are kept)
-// at any stride and dilation, and small maps (6x6, 3x3 at 96 px input) fill whole SIMD8 vectors
-// instead of falling into scalar tails.
+// at any stride and dilation, with no scalar tails. Used for the large maps (48x48, 24x24 at
+// 96 px input) and channel multipliers M > 1.
 //
 // Backward (one task per input channel, looping over images: weight sums need no atomics):
 //   dyflat[f] = dy[r, q] for q < OW, else 0 (so the spare columns contribute nothing)
@@ -139,20 +139,22 @@ func depthwiseFlatForward(_ yf: UnsafeMutablePointer<Float>, _ buf: UnsafePointe
                           _ tap: UnsafePointer<Int>, k: Int, bias: Float, span: Int) {
     let b = SIMD8<Float>(repeating: bias)
     var f = 0
-    while f + 16 <= span {
-        var a0 = b, a1 = b
+    // Four independent accumulators (32 outputs) per step hide the FMA latency.
+    while f + 32 <= span {
+        var a0 = b, a1 = b, a2 = b, a3 = b
         for t in 0..<k {
             let p = buf + tap[t] + f, wt = wv[t]
-            a0 = a0.addingProduct(load8(p), wt)
-            a1 = a1.addingProduct(load8(p + 8), wt)
+            a0 = a0.addingProduct(load8(p), wt); a1 = a1.addingProduct(load8(p + 8), wt)
+            a2 = a2.addingProduct(load8(p + 16), wt); a3 = a3.addingProduct(load8(p + 24), wt)
         }
-        store8(a0, yf + f); store8(a1, yf + f + 8)
-        f += 16
+        store8(a0, yf + f); store8(a1, yf + f + 8); store8(a2, yf + f + 16); store8(a3, yf + f + 24)
+        f += 32
     }
-    if f < span {
+    while f < span {
         var a0 = b
         for t in 0..<k { a0 = a0.addingProduct(load8(buf + tap[t] + f), wv[t]) }
         store8(a0, yf + f)
+        f += 8
     }
 }
 
@@ -279,15 +281,17 @@ func depthwiseConv2dBackward(dinput: UnsafeMutablePointer<Float>?, dweight: Unsa
 
 // MARK: - Small maps: eight channels per SIMD vector
 //
-// On the last stages' maps (6x6, 3x3 at 96 px input) a plane has fewer outputs than the taps'
-// bookkeeping costs, so there the kernels vectorise across channels instead:
+// On the later stages' maps (12x12, 6x6, 3x3 at 96 px input) a plane has too few outputs for the
+// per-plane bookkeeping above, so there the kernels vectorise across channels instead:
 //   tile  [HP*WP][8]  one zero-padded image of 8 channels, channels last
 //   w8    [K][8]      the 8 channels' weights of each tap
 //   y[c][r, q] = b[c] + sum_k tile[(r*SH + i*DH) * WP + q*SW + j*DW][c] * w8[k][c]
 // Backward keeps dw in 8-lane accumulators and adds w8[k] * dy into a padded gradient tile.
-// Used for M == 1 (plain depthwise) when OH*OW <= `channelBlockedMaxOutputs`.
+// Used for M == 1 (plain depthwise) when OH*OW <= `channelBlockedMaxOutputs` (chosen by
+// `sskd bench ops`: 12x12 stride-1 maps are faster here, 24x24 maps in the phase-split kernels).
+// Planes move between layouts with 8x8 register transposes.
 
-let channelBlockedMaxOutputs = 64
+let channelBlockedMaxOutputs = 144
 
 /// Padded tile geometry of the channel-blocked kernels.
 struct ChannelTile {
@@ -295,17 +299,68 @@ struct ChannelTile {
     init(_ g: ConvGeometry) { hp = g.h + g.pt + g.pb; wp = g.w + g.pl + g.pr }
     var pixels: Int { hp * wp }
 
-    /// Loads `cnt` planes starting at `x` (plane stride HW) into the zeroed, padded tile.
-    @inline(__always) func load(_ tile: UnsafeMutablePointer<SIMD8<Float>>, _ x: UnsafePointer<Float>, cnt: Int, _ g: ConvGeometry) {
-        tile.update(repeating: SIMD8(), count: pixels)
-        for c in 0..<cnt {
-            let plane = x + c * g.hw
-            for r in 0..<g.h {
-                let row = tile + (r + g.pt) * wp + g.pl, src = plane + r * g.w
-                for q in 0..<g.w { row[q][c] = src[q] }
-            }
-        }
+    /// Tile pixel of each input pixel r*W + q.
+    func interiorMap(_ g: ConvGeometry) -> [Int] {
+        var m: [Int] = []
+        for r in 0..<g.h { for q in 0..<g.w { m.append((r + g.pt) * wp + q + g.pl) } }
+        return m
     }
+}
+
+/// Transposes the 8x8 block held in `m[0..<8]` (m[i][j] -> m[j][i]) in place: three rounds of
+/// "evens then odds" over the 64 values rotate the 6-bit index by 3 bits, i.e. swap row and column.
+@inline(__always) func transpose8x8(_ m: UnsafeMutablePointer<SIMD8<Float>>) {
+    var a0 = m[0], a1 = m[1], a2 = m[2], a3 = m[3], a4 = m[4], a5 = m[5], a6 = m[6], a7 = m[7]
+    for _ in 0..<3 {
+        let p0 = SIMD16(lowHalf: a0, highHalf: a1), p1 = SIMD16(lowHalf: a2, highHalf: a3)
+        let p2 = SIMD16(lowHalf: a4, highHalf: a5), p3 = SIMD16(lowHalf: a6, highHalf: a7)
+        (a0, a1, a2, a3) = (p0.evenHalf, p1.evenHalf, p2.evenHalf, p3.evenHalf)
+        (a4, a5, a6, a7) = (p0.oddHalf, p1.oddHalf, p2.oddHalf, p3.oddHalf)
+    }
+    m[0] = a0; m[1] = a1; m[2] = a2; m[3] = a3; m[4] = a4; m[5] = a5; m[6] = a6; m[7] = a7
+}
+
+/// Channels-last `dst[map(o)]` (8 lanes) <- planes `src + c*stride` (c < cnt) at pixels o < count.
+/// `map` nil means identity. 8 pixels at a time through an 8x8 transpose; the tail by lanes.
+@inline(__always) func gatherChannels(_ dst: UnsafeMutablePointer<SIMD8<Float>>, map: UnsafePointer<Int>?, _ src: UnsafePointer<Float>,
+                                      stride: Int, cnt: Int, count: Int, scratch m: UnsafeMutablePointer<SIMD8<Float>>) {
+    var o = 0
+    while o + 8 <= count {
+        for c in 0..<8 { m[c] = c < cnt ? load8(src + c * stride + o) : SIMD8() }
+        transpose8x8(m)
+        if let map { for j in 0..<8 { dst[map[o + j]] = m[j] } } else { for j in 0..<8 { dst[o + j] = m[j] } }
+        o += 8
+    }
+    let dl = lanes(dst)
+    while o < count {
+        let at = (map?[o] ?? o) * 8
+        for c in 0..<8 { dl[at + c] = c < cnt ? src[c * stride + o] : 0 }
+        o += 1
+    }
+}
+
+/// Planes `dst + c*stride` (c < cnt) at pixels o < count <- channels-last `src[map(o)]`.
+@inline(__always) func scatterChannels(_ dst: UnsafeMutablePointer<Float>, stride: Int, cnt: Int, count: Int,
+                                       _ src: UnsafeMutablePointer<SIMD8<Float>>, map: UnsafePointer<Int>?,
+                                       scratch m: UnsafeMutablePointer<SIMD8<Float>>) {
+    var o = 0
+    while o + 8 <= count {
+        if let map { for j in 0..<8 { m[j] = src[map[o + j]] } } else { for j in 0..<8 { m[j] = src[o + j] } }
+        transpose8x8(m)
+        for c in 0..<cnt { store8(m[c], dst + c * stride + o) }
+        o += 8
+    }
+    let sl = lanes(src)
+    while o < count {
+        let at = (map?[o] ?? o) * 8
+        for c in 0..<cnt { dst[c * stride + o] = sl[at + c] }
+        o += 1
+    }
+}
+
+/// The floats of a channels-last SIMD8 buffer (pixel p, channel c at p*8 + c).
+@inline(__always) func lanes(_ p: UnsafeMutablePointer<SIMD8<Float>>) -> UnsafeMutablePointer<Float> {
+    UnsafeMutableRawPointer(p).assumingMemoryBound(to: Float.self)
 }
 
 /// Tap offsets (in tile pixels) of the window's top-left output.
@@ -315,95 +370,192 @@ struct ChannelTile {
     return taps
 }
 
+/// otile[o] = bias + sum_k tile[pix[o] + tap[k]] * w8[k] (8 channels per vector), where pix[o] is
+/// the tile offset of output o's window. Four outputs at a time: four independent FMA chains.
+@inline(__always)
+func blockedForwardPixels(_ otile: UnsafeMutablePointer<SIMD8<Float>>, _ tile: UnsafePointer<SIMD8<Float>>, _ w8: UnsafePointer<SIMD8<Float>>,
+                          _ tap: UnsafePointer<Int>, _ pix: UnsafePointer<Int>, k: Int, bias: SIMD8<Float>, count: Int) {
+    var o = 0
+    while o + 4 <= count {
+        let b0 = tile + pix[o], b1 = tile + pix[o + 1], b2 = tile + pix[o + 2], b3 = tile + pix[o + 3]
+        var a0 = bias, a1 = bias, a2 = bias, a3 = bias
+        for t in 0..<k {
+            let d = tap[t], wt = w8[t]
+            a0 = a0.addingProduct(b0[d], wt); a1 = a1.addingProduct(b1[d], wt)
+            a2 = a2.addingProduct(b2[d], wt); a3 = a3.addingProduct(b3[d], wt)
+        }
+        otile[o] = a0; otile[o + 1] = a1; otile[o + 2] = a2; otile[o + 3] = a3
+        o += 4
+    }
+    while o < count {
+        let b0 = tile + pix[o]
+        var a0 = bias, a1 = SIMD8<Float>()
+        var t = 0
+        while t + 2 <= k { a0 = a0.addingProduct(b0[tap[t]], w8[t]); a1 = a1.addingProduct(b0[tap[t + 1]], w8[t + 1]); t += 2 }
+        if t < k { a0 = a0.addingProduct(b0[tap[t]], w8[t]) }
+        otile[o] = a0 + a1
+        o += 1
+    }
+}
+
+/// dw[k] += sum over outputs (r, q) of gy(r, q) * tile[r*SH*WP + q*SW + tap[k]], where gy(r, q) is
+/// G[front + r*SH*WP + q*SW] (the output gradient spread onto the tile grid).
+@inline(__always)
+func blockedWeightGrad(_ dw: UnsafeMutablePointer<SIMD8<Float>>, _ gsp: UnsafePointer<SIMD8<Float>>, _ tile: UnsafePointer<SIMD8<Float>>,
+                       _ tap: UnsafePointer<Int>, k: Int, _ g: ConvGeometry, wp: Int) {
+    let sw = g.sw
+    for t in 0..<k {
+        var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
+        for r in 0..<g.oh {
+            let grow = gsp + r * g.sh * wp, xrow = tile + r * g.sh * wp + tap[t]
+            var q = 0
+            while q + 4 <= g.ow {
+                let o = q * sw
+                a0 = a0.addingProduct(grow[o], xrow[o]); a1 = a1.addingProduct(grow[o + sw], xrow[o + sw])
+                a2 = a2.addingProduct(grow[o + 2 * sw], xrow[o + 2 * sw]); a3 = a3.addingProduct(grow[o + 3 * sw], xrow[o + 3 * sw])
+                q += 4
+            }
+            while q < g.ow { a0 = a0.addingProduct(grow[q * sw], xrow[q * sw]); q += 1 }
+        }
+        dw[t] += (a0 + a1) + (a2 + a3)
+    }
+}
+
+/// dxl[i] = sum_k w8[k] * G[P_i - tap[k]] for input pixel i at interior tile pixel P_i = inMap[i]:
+/// the input gradient as a correlation over the spread output gradient (no scattered updates).
+/// `gsp` points at G's origin (after its front padding). Four pixels at a time.
+@inline(__always)
+func blockedInputGrad(_ dxl: UnsafeMutablePointer<SIMD8<Float>>, _ gsp: UnsafePointer<SIMD8<Float>>, _ w8: UnsafePointer<SIMD8<Float>>,
+                      _ tap: UnsafePointer<Int>, _ inMap: UnsafePointer<Int>, k: Int, count: Int) {
+    var i = 0
+    while i + 4 <= count {
+        let b0 = gsp + inMap[i], b1 = gsp + inMap[i + 1], b2 = gsp + inMap[i + 2], b3 = gsp + inMap[i + 3]
+        var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
+        for t in 0..<k {
+            let d = -tap[t], wt = w8[t]
+            a0 = a0.addingProduct(b0[d], wt); a1 = a1.addingProduct(b1[d], wt)
+            a2 = a2.addingProduct(b2[d], wt); a3 = a3.addingProduct(b3[d], wt)
+        }
+        dxl[i] = a0; dxl[i + 1] = a1; dxl[i + 2] = a2; dxl[i + 3] = a3
+        i += 4
+    }
+    while i < count {
+        let b0 = gsp + inMap[i]
+        var a0 = SIMD8<Float>()
+        for t in 0..<k { a0 = a0.addingProduct(b0[-tap[t]], w8[t]) }
+        dxl[i] = a0
+        i += 1
+    }
+}
+
 func depthwiseBlockedForward(out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                              bias: UnsafePointer<Float>?, _ g: ConvGeometry) {
     let tileGeo = ChannelTile(g), k = g.kh * g.kw, blocks = (g.c + 7) / 8
-    let taps = tileTaps(g, wp: tileGeo.wp)
+    let taps = tileTaps(g, wp: tileGeo.wp), interior = tileGeo.interiorMap(g)
+    var windows: [Int] = []
+    for r in 0..<g.oh { for q in 0..<g.ow { windows.append(r * g.sh * tileGeo.wp + q * g.sw) } }
     taps.withUnsafeBufferPointer { tb in
-        let tap = tb.baseAddress!
+    interior.withUnsafeBufferPointer { ib in
+    windows.withUnsafeBufferPointer { wb in
+        let tap = tb.baseAddress!, inMap = ib.baseAddress!, pix = wb.baseAddress!
         parallelFor(g.n * blocks, grain: grainFor(work: 8 * g.ohw * k)) { range in
             let tile = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: tileGeo.pixels)
-            let w8 = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: k)
-            defer { tile.deallocate(); w8.deallocate() }
+            let otile = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: g.ohw)
+            let w8 = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: k + 8)
+            defer { tile.deallocate(); otile.deallocate(); w8.deallocate() }
+            let wl = lanes(w8), scratch = w8 + k
+            // The padding of the tile is never written, so it stays zero.
+            tile.update(repeating: SIMD8(), count: tileGeo.pixels)
             var loadedBlock = -1
             for task in range {
                 let n = task / blocks, cb = task % blocks
                 let c0 = cb * 8, cnt = Swift.min(8, g.c - c0)
                 if cb != loadedBlock {
                     w8.update(repeating: SIMD8(), count: k)
-                    for c in 0..<cnt { for t in 0..<k { w8[t][c] = weight[(c0 + c) * k + t] } }
+                    for c in 0..<cnt { for t in 0..<k { wl[t * 8 + c] = weight[(c0 + c) * k + t] } }
                     loadedBlock = cb
                 }
                 var b8 = SIMD8<Float>()
                 if let bias { for c in 0..<cnt { b8[c] = bias[c0 + c] } }
-                tileGeo.load(tile, input + (n * g.c + c0) * g.hw, cnt: cnt, g)
+                gatherChannels(tile, map: inMap, input + (n * g.c + c0) * g.hw, stride: g.hw, cnt: cnt, count: g.hw, scratch: scratch)
                 let y = out + (n * g.c + c0) * g.ohw
-                for r in 0..<g.oh {
-                    for q in 0..<g.ow {
-                        let base = tile + r * g.sh * tileGeo.wp + q * g.sw
-                        var acc = b8
-                        for t in 0..<k { acc = acc.addingProduct(base[tap[t]], w8[t]) }
-                        let o = r * g.ow + q
-                        for c in 0..<cnt { y[c * g.ohw + o] = acc[c] }
-                    }
+                switch k {
+                case 9: blockedForwardPixels(otile, tile, w8, tap, pix, k: 9, bias: b8, count: g.ohw)
+                case 25: blockedForwardPixels(otile, tile, w8, tap, pix, k: 25, bias: b8, count: g.ohw)
+                default: blockedForwardPixels(otile, tile, w8, tap, pix, k: k, bias: b8, count: g.ohw)
                 }
+                scatterChannels(y, stride: g.ohw, cnt: cnt, count: g.ohw, otile, map: nil, scratch: scratch)
             }
         }
+    }
+    }
     }
 }
 
 func depthwiseBlockedBackward(dinput: UnsafeMutablePointer<Float>?, dweight: UnsafeMutablePointer<Float>?,
                               dout: UnsafePointer<Float>, input: UnsafePointer<Float>, weight: UnsafePointer<Float>, _ g: ConvGeometry) {
     let tileGeo = ChannelTile(g), k = g.kh * g.kw, blocks = (g.c + 7) / 8
-    let taps = tileTaps(g, wp: tileGeo.wp)
+    let taps = tileTaps(g, wp: tileGeo.wp), interior = tileGeo.interiorMap(g)
+    let front = taps.max() ?? 0
+    // Where output (r, q) sits in the spread gradient G: front + r*SH*WP + q*SW.
+    var outputs: [Int] = []
+    for r in 0..<g.oh { for q in 0..<g.ow { outputs.append(front + r * g.sh * tileGeo.wp + q * g.sw) } }
+    // Weight-gradient partial sums per image ([N][blocks][K] vectors), reduced over images in order
+    // afterwards: tasks can then run image-major (sequential memory) and the sums do not depend on
+    // the thread count.
+    let partial: UnsafeMutablePointer<SIMD8<Float>>? = dweight == nil ? nil : .allocate(capacity: g.n * blocks * k)
+    defer { partial?.deallocate() }
     taps.withUnsafeBufferPointer { tb in
-        let tap = tb.baseAddress!
-        // One task per channel block (looping over images): it owns its dw rows and dx planes.
-        parallelFor(blocks, grain: 1) { range in
+    interior.withUnsafeBufferPointer { ib in
+    outputs.withUnsafeBufferPointer { ob in
+        let tap = tb.baseAddress!, inMap = ib.baseAddress!, outMap = ob.baseAddress!
+        parallelFor(g.n * blocks, grain: grainFor(work: 16 * g.ohw * k)) { range in
             let tile = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: tileGeo.pixels)
-            let dtile = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: tileGeo.pixels)
-            let gy = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: g.ohw)
-            let w8 = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: k)
-            let dw8 = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: k)
-            defer { tile.deallocate(); dtile.deallocate(); gy.deallocate(); w8.deallocate(); dw8.deallocate() }
-            for cb in range {
+            let gsp = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: front + tileGeo.pixels)
+            let dxl = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: g.hw)
+            let w8 = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: k + 8)
+            defer { tile.deallocate(); gsp.deallocate(); dxl.deallocate(); w8.deallocate() }
+            let wl = lanes(w8), scratch = w8 + k
+            // Padding of the tile and the off-grid cells of G are never written: they stay zero.
+            tile.update(repeating: SIMD8(), count: tileGeo.pixels)
+            gsp.update(repeating: SIMD8(), count: front + tileGeo.pixels)
+            for task in range {
+                let n = task / blocks, cb = task % blocks
                 let c0 = cb * 8, cnt = Swift.min(8, g.c - c0)
-                w8.update(repeating: SIMD8(), count: k)
-                for c in 0..<cnt { for t in 0..<k { w8[t][c] = weight[(c0 + c) * k + t] } }
-                dw8.update(repeating: SIMD8(), count: k)
-                for n in 0..<g.n {
-                    // dy of the 8 channels, channels last.
-                    gy.update(repeating: SIMD8(), count: g.ohw)
-                    let dy = dout + (n * g.c + c0) * g.ohw
-                    for c in 0..<cnt { for o in 0..<g.ohw { gy[o][c] = dy[c * g.ohw + o] } }
-                    if dweight != nil { tileGeo.load(tile, input + (n * g.c + c0) * g.hw, cnt: cnt, g) }
-                    if dinput != nil { dtile.update(repeating: SIMD8(), count: tileGeo.pixels) }
-                    for r in 0..<g.oh {
-                        for q in 0..<g.ow {
-                            let off = r * g.sh * tileGeo.wp + q * g.sw
-                            let gv = gy[r * g.ow + q]
-                            if dweight != nil {
-                                let base = tile + off
-                                for t in 0..<k { dw8[t] = dw8[t].addingProduct(gv, base[tap[t]]) }
-                            }
-                            if dinput != nil {
-                                let base = dtile + off
-                                for t in 0..<k { base[tap[t]] = base[tap[t]].addingProduct(gv, w8[t]) }
-                            }
-                        }
-                    }
-                    if let dinput {
-                        let dx = dinput + (n * g.c + c0) * g.hw
-                        for c in 0..<cnt {
-                            let plane = dx + c * g.hw
-                            for r in 0..<g.h {
-                                let row = dtile + (r + g.pt) * tileGeo.wp + g.pl
-                                for q in 0..<g.w { plane[r * g.w + q] = row[q][c] }
-                            }
-                        }
+                gatherChannels(gsp, map: outMap, dout + (n * g.c + c0) * g.ohw, stride: g.ohw, cnt: cnt, count: g.ohw, scratch: scratch)
+                if let partial {
+                    let dw8 = partial + task * k
+                    dw8.update(repeating: SIMD8(), count: k)
+                    gatherChannels(tile, map: inMap, input + (n * g.c + c0) * g.hw, stride: g.hw, cnt: cnt, count: g.hw, scratch: scratch)
+                    switch k {
+                    case 9: blockedWeightGrad(dw8, gsp + front, tile, tap, k: 9, g, wp: tileGeo.wp)
+                    case 25: blockedWeightGrad(dw8, gsp + front, tile, tap, k: 25, g, wp: tileGeo.wp)
+                    default: blockedWeightGrad(dw8, gsp + front, tile, tap, k: k, g, wp: tileGeo.wp)
                     }
                 }
-                if let dweight { for c in 0..<cnt { for t in 0..<k { dweight[(c0 + c) * k + t] = dw8[t][c] } } }
+                if let dinput {
+                    w8.update(repeating: SIMD8(), count: k)
+                    for c in 0..<cnt { for t in 0..<k { wl[t * 8 + c] = weight[(c0 + c) * k + t] } }
+                    switch k {
+                    case 9: blockedInputGrad(dxl, gsp + front, w8, tap, inMap, k: 9, count: g.hw)
+                    case 25: blockedInputGrad(dxl, gsp + front, w8, tap, inMap, k: 25, count: g.hw)
+                    default: blockedInputGrad(dxl, gsp + front, w8, tap, inMap, k: k, count: g.hw)
+                    }
+                    scatterChannels(dinput + (n * g.c + c0) * g.hw, stride: g.hw, cnt: cnt, count: g.hw, dxl, map: nil, scratch: scratch)
+                }
+            }
+        }
+    }
+    }
+    }
+    if let dweight, let partial {
+        let stride = blocks * k
+        parallelFor(blocks * k, grain: grainFor(work: 8 * g.n)) { range in
+            for e in range {
+                var acc = SIMD8<Float>()
+                for n in 0..<g.n { acc += partial[n * stride + e] }
+                let cb = e / k, t = e % k
+                for c in 0..<Swift.min(8, g.c - cb * 8) { dweight[(cb * 8 + c) * k + t] = acc[c] }
             }
         }
     }
