@@ -121,13 +121,17 @@ enum TrainBindings {
     /// selection metrics (eval split when there is one, else training).
     static func pushHistory(_ c: LuaCall, _ rows: [MetricRow]) {
         lua_createtable(c.L, Int32(rows.count), 0)
+        var elapsed = 0.0
         for (i, r) in rows.enumerated() {
-            pushRecord(c, r)
+            elapsed += r["seconds"]?.double ?? 0
+            pushRecord(c, r, time: elapsed)
             lua_rawseti(c.L, -2, lua_Integer(i + 1))
         }
     }
 
-    static func pushRecord(_ c: LuaCall, _ r: MetricRow) {
+    /// One record: the row's fields, `accuracy`/`loss` aliases, and `epoch_time` (the epoch's
+    /// seconds) and `time` (seconds since training began) as the stopper plugins expect.
+    static func pushRecord(_ c: LuaCall, _ r: MetricRow, time: Double? = nil) {
         lua_createtable(c.L, 0, Int32(r.fields.count + 2))
         for (k, v) in r.fields {
             switch v {
@@ -140,6 +144,10 @@ enum TrainBindings {
         }
         for (alias, keys) in [("accuracy", ["eval_accuracy", "train_accuracy"]), ("loss", ["eval_loss", "train_loss"])] {
             if let v = keys.lazy.compactMap({ r[$0]?.double }).first { c.push(v); c.setRawField(-2, alias) }
+        }
+        if let s = r["seconds"]?.double {
+            c.push(s); c.setRawField(-2, "epoch_time")
+            c.push(time ?? s); c.setRawField(-2, "time")
         }
     }
 
