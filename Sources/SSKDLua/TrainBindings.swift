@@ -91,6 +91,39 @@ enum TrainBindings {
         return 0
     }
 
+    /// Leaves the recipe and its resolved settings in the run directory: `recipe.lua` (a copy of
+    /// the running script, `arg[0]`) and `settings.json` (the script's `--set` values and this
+    /// call's resolved scalar settings).
+    static func recordRecipe(_ c: LuaCall, _ run: RunDirectory, settings s: TrainSettings, distill: Bool) throws {
+        let L = c.L
+        let base = lua_gettop(L)
+        defer { lua_settop(L, base) }
+        var fields: [(String, MetricValue)] = [("function", .string(distill ? "distill" : "fit")), ("name", .string(s.name)),
+            ("epochs", .int(s.epochs)), ("batch", .int(s.batchSize)), ("eval_batch", .int(s.evalBatchSize)),
+            ("seed", .string(String(s.seed))), ("temperature", .number(s.temperature)), ("metric", .string(s.metric)),
+            ("drop_last", .int(s.dropLast ? 1 : 0)), ("limit_batches", s.limitBatches.map { .int($0) } ?? .null)]
+        sskd_pushglobaltable(L)
+        if c.rawField(-1, "arg") == LUA_TTABLE {
+            let t = lua_gettop(L)
+            lua_rawgeti(L, t, 0)
+            if let script = c.stringValue(-1), let text = try? String(contentsOfFile: script, encoding: .utf8) {
+                try run.write("recipe.lua", text: text)
+                fields.append(("recipe", .string(script)))
+            }
+            c.pop()
+            for k in c.keys(t).sorted() {
+                c.rawField(t, k)
+                switch lua_type(L, -1) {
+                case LUA_TNUMBER: fields.append(("set." + k, .number(lua_tonumberx(L, -1, nil))))
+                case LUA_TBOOLEAN: fields.append(("set." + k, .int(lua_toboolean(L, -1) != 0 ? 1 : 0)))
+                default: if let v = c.stringValue(-1) { fields.append(("set." + k, .string(v))) }
+                }
+                c.pop()
+            }
+        }
+        try run.write("settings.json", text: MetricRow(fields).json + "\n")
+    }
+
     /// Calls the Lua value stored under `key` in the options table (index 1) with arguments
     /// pushed by `push`, in protected mode; `read` reads the results (at -nresults...-1).
     static func callOption<R>(_ c: LuaCall, _ key: String, method: String? = nil, nargs: Int32, nresults: Int32,
@@ -302,8 +335,10 @@ enum TrainBindings {
         try o.finish()
 
         if let runPath {
-            trainer.run = try RunDirectory(path: runPath)
+            let run = try RunDirectory(path: runPath)
+            trainer.run = run
             trainer.summaryExtra.append(("teacher", .string(teacher.map { "\(type(of: $0))" } ?? "none")))
+            try recordRecipe(c, run, settings: s, distill: distill)
         }
         if resume {
             guard trainer.run != nil else { throw LuaError("\(c.name): resume = true needs run = 'runs/<name>'") }

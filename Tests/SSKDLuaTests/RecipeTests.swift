@@ -35,7 +35,8 @@ final class RecipeTests: XCTestCase {
         let text = try run("quickstart.lua", tiny + [("samples", "100"), ("teacher_images", "200"), ("out", out)])
         XCTAssertTrue(text.contains("pre-trained on 200 labelled images outside the student's subset"), text)
         XCTAssertTrue(text.contains("| 100 | 0 |"), text)
-        for f in ["samples.txt", "teacher.txt", "results.md", "accuracy.png", "teacher/metrics.csv", "student/summary.json", "sskd/plot.png", "teacher.safetensors"] {
+        for f in ["samples.txt", "teacher.txt", "results.md", "accuracy.png", "teacher/metrics.csv", "student/summary.json", "sskd/plot.png", "teacher.safetensors",
+                  "sskd/recipe.lua", "sskd/settings.json"] {
             XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/" + f), f)
         }
         let samples = try String(contentsOfFile: out + "/samples.txt", encoding: .utf8).split(separator: "\n")
@@ -43,6 +44,8 @@ final class RecipeTests: XCTestCase {
         XCTAssertEqual(samples.count, 100)
         XCTAssertEqual(teacher.count, 200)
         XCTAssertTrue(Set(samples).isDisjoint(with: Set(teacher)), "the teacher never sees the student's samples")
+        let settings = try String(contentsOfFile: out + "/sskd/settings.json", encoding: .utf8)
+        XCTAssertTrue(settings.contains("\"function\": \"distill\"") && settings.contains("\"set.samples\": 100"), settings)
     }
 
     func testQuickstartValidationProtocol() throws {
