@@ -310,6 +310,92 @@ if type(optim) == "table" then
   end
 end
 
+-- Hot reloading (`sskd run --watch`, docs/lua-api.md "Watch"): plugin files and modules loaded
+-- with sskd.hot that change on disk are reloaded at the next epoch boundary of fit/distill; a
+-- reload that fails keeps the old code and says why.
+sskd.watching = false
+local watched = {}
+sskd.reload_log = {}
+
+--- Watches `path`: `reload(options)` runs when its modification time changes.
+function sskd._watch(path, reload)
+  watched[path] = {mtime = __sskd_mtime(path), reload = reload}
+end
+
+--- Called by fit/distill at each epoch boundary with the call's options table.
+function sskd._epoch_boundary(options)
+  if not sskd.watching then return end
+  for path, w in pairs(watched) do
+    local m = __sskd_mtime(path)
+    if m ~= w.mtime then
+      w.mtime = m
+      local ok, err = pcall(w.reload, options)
+      local msg = ok and ("sskd: reloaded " .. path) or ("sskd: reload of " .. path .. " failed, keeping the old code: " .. tostring(err))
+      sskd.reload_log[#sskd.reload_log + 1] = msg
+      print(msg)
+    end
+  end
+end
+
+--- Starts watching every loaded plugin file. A reloaded plugin replaces its registry entry, and
+--- the running fit/distill call's alpha/loss/stop options that held the old plugin get the new one.
+function sskd._watch_plugins()
+  for kind, paths in pairs(sskd.plugins) do
+    for name, path in pairs(paths) do
+      sskd._watch(path, function(options)
+        local reg = registries[kind]
+        local old = rawget(reg, name)
+        local chunk, err = loadfile(path, "t")
+        if not chunk then error(err, 0) end
+        local ok, value = pcall(chunk)
+        if not ok then error(tostring(value), 0) end
+        if not callable(value) then error(("a %s plugin must return a function or a callable table, got %s"):format(kind, type(value)), 0) end
+        rawset(reg, name, value)
+        local sig, summary = header_doc(path)
+        sskd.document(value, registry_names[kind] .. "." .. name, sig or (registry_names[kind] .. "." .. name), summary or "")
+        if type(options) == "table" then
+          for _, key in ipairs{"alpha", "loss", "stop"} do
+            if rawequal(rawget(options, key), old) then rawset(options, key, value) end
+          end
+        end
+      end)
+    end
+  end
+end
+
+--- sskd.hot(path) -> table of forwarders: `H.name(...)` calls field `name` of the table the file
+--- returns, as last loaded. With --watch, an edited file is reloaded at the next epoch boundary,
+--- so `distill{alpha = H.alpha, on_epoch_end = H.report}` picks up new code without a restart.
+function sskd.hot(path)
+  local function load_table()
+    local chunk, err = loadfile(path, "t")
+    if not chunk then error(err, 0) end
+    local ok, t = pcall(chunk)
+    if not ok then error(tostring(t), 0) end
+    if type(t) ~= "table" then error(("%s must return a table of functions, got %s"):format(path, type(t)), 0) end
+    return t
+  end
+  local current = load_table()
+  local forwarders = {}
+  sskd._watch(path, function() current = load_table() end)
+  return setmetatable({}, {
+    __index = function(_, k)
+      local f = forwarders[k]
+      if not f then
+        f = function(...)
+          local v = current[k]
+          if not callable(v) then error(("%s: '%s' is not a function in the current version"):format(path, tostring(k)), 2) end
+          return v(...)
+        end
+        forwarders[k] = f
+      end
+      return f
+    end,
+    __tostring = function() return "sskd.hot(" .. path .. ")" end,
+  })
+end
+sskd.document(sskd.hot, "sskd.hot", "sskd.hot(path) -> table", "a module of functions that `sskd run --watch` reloads at epoch boundaries when the file changes")
+
 -- nn.Module{...}: modules written in Lua (a constructor; see LuaModule.swift).
 if type(nn) == "table" then
   local function Module(class)

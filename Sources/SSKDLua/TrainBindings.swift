@@ -4,6 +4,9 @@
 import CLua
 import CLuaShim
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import SSKDData
 import SSKDNN
 import SSKDOptim
@@ -25,6 +28,12 @@ enum TrainBindings {
         plot.function("save", "plot.save{path=, title=, xlabel='epoch', series={{name=, values={...}}, ...}} or plot.save{path=, panels={{title=, series=}, ...}}",
                       "writes a PNG line chart: one panel, or several side by side; values are per epoch (nil = missing)") { c in
             try savePlot(c)
+        }
+        g.function("__sskd_mtime", "__sskd_mtime(path) -> number or nil", "modification time of a file in seconds (for --watch)") { c in
+            var st = stat()
+            guard stat(try c.string(1), &st) == 0 else { c.pushNil(); return 1 }
+            c.push(Double(st.st_mtim.tv_sec) + Double(st.st_mtim.tv_nsec) * 1e-9)
+            return 1
         }
         g.function("evaluate", "evaluate(model, dataset [, {transform=, batch=256}]) -> {accuracy=, loss=, per_class=, confusion=}",
                    "accuracy, loss, per-class accuracy and confusion matrix on a labelled dataset") { c in
@@ -89,6 +98,17 @@ enum TrainBindings {
         }
         try LinePlot(panels: panels).writePNG(to: path)
         return 0
+    }
+
+    /// Runs `sskd._epoch_boundary(options)` (the --watch reloader) in protected mode.
+    static func epochBoundary(_ c: LuaCall) throws {
+        let L = c.L
+        let base = lua_gettop(L)
+        defer { lua_settop(L, base) }
+        sskd_pushglobaltable(L)
+        guard c.rawField(-1, "sskd") == LUA_TTABLE, c.rawField(-1, "_epoch_boundary") == LUA_TFUNCTION else { return }
+        c.pushValue(1)
+        guard sskd_pcall(L, 1, 0, 1) == LUA_OK else { throw LuaError(c.stringValue(-1) ?? "reload failed") }
     }
 
     /// Leaves the recipe and its resolved settings in the run directory: `recipe.lua` (a copy of
@@ -326,8 +346,11 @@ enum TrainBindings {
             _ = o.has(key)
             guard isCallable(key) else { throw LuaError("bad option '\(key)' to '\(c.name)' (function expected)") }
         }
-        if kind("on_epoch_start") != LUA_TNIL {
-            trainer.onEpochStart = { e in try callOption(c, "on_epoch_start", nargs: 1, nresults: 0, push: { c.push(e) }) {} }
+        // Every epoch starts at a boundary where --watch reloads edited plugins and sskd.hot files.
+        let hasStartHook = kind("on_epoch_start") != LUA_TNIL
+        trainer.onEpochStart = { e in
+            try epochBoundary(c)
+            if hasStartHook { try callOption(c, "on_epoch_start", nargs: 1, nresults: 0, push: { c.push(e) }) {} }
         }
         if kind("on_epoch_end") != LUA_TNIL {
             trainer.onEpochEnd = { e, row in try callOption(c, "on_epoch_end", nargs: 2, nresults: 0, push: { c.push(e); pushRecord(c, row) }) {} }

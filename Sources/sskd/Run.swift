@@ -43,6 +43,9 @@ struct Run: ParsableCommand {
     @Option(name: .customLong("plugins"), help: ArgumentHelp("An extra plugin folder (repeatable).", valueName: "DIR"))
     var pluginDirs: [String] = []
 
+    @Flag(name: .customLong("watch"), help: "Reload edited plugin files and sskd.hot modules at every epoch boundary.")
+    var watch = false
+
     @Argument(help: "The recipe file.")
     var recipe: String
 
@@ -51,7 +54,11 @@ struct Run: ParsableCommand {
 
     func run() throws {
         setvbuf(stdout, nil, _IOLBF, 0)  // progress and print() reach logs and pipes line by line
-        let (more, morePlugins, positional) = try splitRecipeArguments(arguments)
+        // --watch may also follow the recipe (before a "--").
+        let end = arguments.firstIndex(of: "--") ?? arguments.count
+        let watching = watch || arguments[..<end].contains("--watch")
+        let rest = arguments.enumerated().filter { !($0.offset < end && $0.element == "--watch") }.map(\.element)
+        let (more, morePlugins, positional) = try splitRecipeArguments(rest)
         let early = try splitRecipeArguments(settings.flatMap { ["--set", $0] })
         let host = try LuaHost()
         let problems = host.loadPlugins(from: LuaHost.pluginDirectories(extra: pluginDirs + morePlugins))
@@ -60,6 +67,7 @@ struct Run: ParsableCommand {
             throw ExitCode(1)
         }
         do {
+            if watching { try host.execute("sskd.watching = true; sskd._watch_plugins()") }
             try host.run(file: recipe, settings: early.settings + more, arguments: positional)
         } catch {
             fputs("\(error)\n", stderr)
