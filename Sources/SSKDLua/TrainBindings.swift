@@ -373,6 +373,11 @@ enum TrainBindings {
             }
         }
         let result = try trainer.fit()
+        if result.reason == .interrupted {
+            // Ctrl-C ends the recipe, not just this phase (sskd run exits with status 130).
+            throw LuaError("\(s.name): interrupted (SIGINT) after \(result.epochsRun) complete epoch(s)"
+                + (runPath.map { "; the last complete epoch's checkpoint is in \($0) (resume = true continues it)" } ?? ""))
+        }
 
         lua_createtable(L, 0, 12)
         c.pushString(result.reason.rawValue); c.setRawField(-2, "status")

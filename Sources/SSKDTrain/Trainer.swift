@@ -147,6 +147,7 @@ public final class Trainer {
         teacher?.eval()
         var reason = StopReason.completed
         var epoch = startEpoch
+        Interrupt.reset()  // a Ctrl-C before this run is not this run's
         Interrupt.install()
         defer { Interrupt.uninstall() }
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SSKDLua
+import SSKDTrain
 
 /// Splits `--set key=value`, `--set=key=value` and `--plugins DIR` out of the arguments that
 /// follow the recipe (so they may come before or after it); the rest are positional.
@@ -71,7 +72,7 @@ struct Run: ParsableCommand {
             try host.run(file: recipe, settings: early.settings + more, arguments: positional)
         } catch {
             fputs("\(error)\n", stderr)
-            throw ExitCode(1)
+            throw ExitCode(Interrupt.requested ? 130 : 1)
         }
     }
 }

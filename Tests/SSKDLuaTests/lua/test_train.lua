@@ -84,6 +84,21 @@ T.test("errors name the option or carry file:line", function()
   T.raises(function() fit{model = tiny(), train = train, epochs = 1, quiet = true, run = tmpdir(), resume = true} end, "does not exist")
 end)
 
+T.test("Ctrl-C ends the recipe with an error naming the checkpoint", function()
+  local dir = tmpdir()
+  -- A real SIGINT from another process shortly after epoch 0 (system() ignores SIGINT while it
+  -- waits, so the kill runs in the background); every epoch lasts at least 0.1 s.
+  local err = T.raises(function()
+    fit{model = tiny(), train = train, epochs = 100, batch = 16, quiet = true, run = dir,
+        on_epoch_end = function(e)
+          if e == 0 then os.execute("(sleep 0.3; kill -INT $PPID) >/dev/null 2>&1 &") end
+          local t = os.clock() while os.clock() - t < 0.1 do end
+        end}
+  end, "interrupted (SIGINT) after")
+  T.check(err:find(dir, 1, true), err)
+  os.execute("rm -rf " .. dir)
+end)
+
 T.test("plot.save", function()
   local p = os.tmpname() .. ".png"
   plot.save{path = p, title = "t", series = {{name = "a", values = {1, 2, 3}}, {name = "b", values = {3, 1}}}}
