@@ -50,8 +50,8 @@ let package = Package(
         .testTarget(name: "SSKDNNTests", dependencies: ["SSKDNN", "SSKDTensor"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SSKDOptimTests", dependencies: ["SSKDOptim", "SSKDNN", "SSKDTensor"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SSKDDataTests", dependencies: ["SSKDData", "SSKDTensor", "CImageCodecs"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "SSKDTrainTests", dependencies: ["SSKDTrain"]),
-        .testTarget(name: "SSKDLuaTests", dependencies: ["SSKDLua"]),
+        .testTarget(name: "SSKDTrainTests", dependencies: ["SSKDTrain", "SSKDData", "SSKDOptim", "SSKDNN", "SSKDTensor"]),
+        .testTarget(name: "SSKDLuaTests", dependencies: ["SSKDLua", "SSKDTensor"], resources: [.copy("lua")]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -62,6 +62,9 @@ extension Dataset {
 }
 
 /// The images of a base dataset at given indices.
+///
+/// A subset of a subset is flattened: `base` is never itself a `Subset`, so `indices` always
+/// index the underlying dataset (what an indices file must hold to name the same images).
 public final class Subset: Dataset {
     public let base: Dataset
     /// Indices into `base`.
@@ -72,8 +75,13 @@ public final class Subset: Dataset {
         for i in indices where i < 0 || i >= base.count {
             throw DataError(base.name, "subset index \(i) out of range for \(base.count) images")
         }
-        self.base = base
-        self.indices = indices
+        if let inner = base as? Subset {
+            self.base = inner.base
+            self.indices = indices.map { inner.indices[$0] }
+        } else {
+            self.base = base
+            self.indices = indices
+        }
         self.name = name ?? "\(base.name) subset(\(indices.count))"
     }
 

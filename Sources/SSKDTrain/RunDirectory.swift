@@ -1,4 +1,5 @@
 import Foundation
+import SSKDNN
 
 /// A JSON-able metric value (kept ordered in rows so files read in a fixed column order).
 public enum MetricValue: Equatable, CustomStringConvertible {
@@ -36,22 +37,8 @@ public enum MetricValue: Equatable, CustomStringConvertible {
     }
 }
 
-/// Quotes a string for JSON.
-func jsonString(_ s: String) -> String {
-    var out = "\""
-    for u in s.unicodeScalars {
-        switch u {
-        case "\"": out += "\\\""
-        case "\\": out += "\\\\"
-        case "\n": out += "\\n"
-        case "\r": out += "\\r"
-        case "\t": out += "\\t"
-        default:
-            if u.value < 0x20 { out += String(format: "\\u%04x", u.value) } else { out.unicodeScalars.append(u) }
-        }
-    }
-    return out + "\""
-}
+/// Quotes a string for JSON (the safetensors writer's quoting).
+@inline(__always) func jsonString(_ s: String) -> String { SafeTensors.jsonString(s) }
 
 /// One ordered row of metrics (an epoch).
 public struct MetricRow: Equatable {

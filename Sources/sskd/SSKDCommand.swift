@@ -7,7 +7,7 @@ struct SSKDCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sskd",
         abstract: "Knowledge distillation on small data, scripted in Lua over native Swift tensors.",
-        subcommands: [Bench.self]
+        subcommands: [Run.self, Repl.self, Info.self, Bench.self]
     )
 }
 
@@ -15,6 +15,6 @@ struct SSKDCommand: ParsableCommand {
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks against the PyTorch reference scripts in scripts/.",
-        subcommands: [BenchOps.self, BenchData.self, BenchTrain.self]
+        subcommands: [BenchOps.self, BenchData.self, BenchTrain.self, BenchLua.self]
     )
 }

@@ -62,3 +62,17 @@ final class SubsetTests: XCTestCase {
         assertDataError(["out of range"]) { _ = try cat.image(at: 6) }
     }
 }
+
+final class NestedSubsetTests: XCTestCase {
+    func testSubsetOfSubsetIndexesTheUnderlyingDataset() throws {
+        let ds = try IDXDataset.fashionMNIST(train: false)
+        let outer = try ds.subset([10, 20, 30, 40])
+        let inner = try outer.subset([3, 1])
+        XCTAssertEqual(inner.indices, [40, 20])
+        XCTAssertTrue(inner.base === ds)
+        XCTAssertEqual(try inner.image(at: 0), try ds.image(at: 40))
+        XCTAssertEqual(try inner.label(at: 1), try ds.label(at: 20))
+        let split = try outer.stratifiedSplit(samples: 2, validation: 0, seed: 0)
+        XCTAssertTrue(Set(split.train.indices).isSubset(of: [10, 20, 30, 40]))
+    }
+}

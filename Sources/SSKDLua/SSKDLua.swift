@@ -1,1 +1,0 @@
-// SSKDLua: filled by its issue.

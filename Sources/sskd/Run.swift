@@ -1,0 +1,78 @@
+import ArgumentParser
+import Foundation
+import SSKDLua
+import SSKDTrain
+
+/// Splits `--set key=value`, `--set=key=value` and `--plugins DIR` out of the arguments that
+/// follow the recipe (so they may come before or after it); the rest are positional.
+func splitRecipeArguments(_ args: [String]) throws -> (settings: [(String, String)], plugins: [String], positional: [String]) {
+    var settings: [(String, String)] = [], plugins: [String] = [], positional: [String] = []
+    var i = 0
+    func setting(_ s: String) throws -> (String, String) {
+        guard let eq = s.firstIndex(of: "="), eq != s.startIndex else { throw ValidationError("--set expects key=value, got '\(s)'") }
+        return (String(s[..<eq]), String(s[s.index(after: eq)...]))
+    }
+    while i < args.count {
+        let a = args[i]
+        if a == "--" { positional += args[(i + 1)...]; break }
+        if a == "--set" || a == "--plugins" {
+            guard i + 1 < args.count else { throw ValidationError("\(a) needs a value") }
+            if a == "--set" { settings.append(try setting(args[i + 1])) } else { plugins.append(args[i + 1]) }
+            i += 2; continue
+        }
+        if a.hasPrefix("--set=") { settings.append(try setting(String(a.dropFirst(6)))); i += 1; continue }
+        if a.hasPrefix("--plugins=") { plugins.append(String(a.dropFirst(10))); i += 1; continue }
+        positional.append(a); i += 1
+    }
+    return (settings, plugins, positional)
+}
+
+/// `sskd run recipe.lua [--set key=value ...] [--plugins DIR] [args...]`
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Runs a Lua recipe.",
+        discussion: """
+        Settings and arguments reach the recipe as the global table `arg`: `--set epochs=30` gives
+        arg.epochs == 30 (numbers, true/false and nil are typed; anything else is a string), and
+        positional arguments are arg[1], arg[2], ... (arg[0] is the recipe). Plugins come from the
+        shipped plugins/ folder, SSKD_PLUGINS (colon-separated) and --plugins DIR.
+        """)
+
+    @Option(name: .customLong("set"), help: ArgumentHelp("A setting key=value (repeatable).", valueName: "key=value"))
+    var settings: [String] = []
+
+    @Option(name: .customLong("plugins"), help: ArgumentHelp("An extra plugin folder (repeatable).", valueName: "DIR"))
+    var pluginDirs: [String] = []
+
+    @Flag(name: .customLong("watch"), help: "Reload edited plugin files and sskd.hot modules at every epoch boundary.")
+    var watch = false
+
+    @Argument(help: "The recipe file.")
+    var recipe: String
+
+    @Argument(parsing: .captureForPassthrough, help: "Arguments for the recipe (arg[1], arg[2], ...).")
+    var arguments: [String] = []
+
+    func run() throws {
+        setvbuf(stdout, nil, _IOLBF, 0)  // progress and print() reach logs and pipes line by line
+        // --watch may also follow the recipe (before a "--").
+        let end = arguments.firstIndex(of: "--") ?? arguments.count
+        let watching = watch || arguments[..<end].contains("--watch")
+        let rest = arguments.enumerated().filter { !($0.offset < end && $0.element == "--watch") }.map(\.element)
+        let (more, morePlugins, positional) = try splitRecipeArguments(rest)
+        let early = try splitRecipeArguments(settings.flatMap { ["--set", $0] })
+        let host = try LuaHost()
+        let problems = host.loadPlugins(from: LuaHost.pluginDirectories(extra: pluginDirs + morePlugins))
+        if !problems.isEmpty {
+            for p in problems { fputs("sskd: plugin error: \(p)\n", stderr) }
+            throw ExitCode(1)
+        }
+        do {
+            if watching { try host.execute("sskd.watching = true; sskd._watch_plugins()") }
+            try host.run(file: recipe, settings: early.settings + more, arguments: positional)
+        } catch {
+            fputs("\(error)\n", stderr)
+            throw ExitCode(Interrupt.requested ? 130 : 1)
+        }
+    }
+}

@@ -1,4 +1,0 @@
-import XCTest
-@testable import SSKDLua
-
-final class SSKDLuaPlaceholderTests: XCTestCase { func testLinks() {} }

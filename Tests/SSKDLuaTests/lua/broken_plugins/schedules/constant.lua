@@ -1,0 +1,2 @@
+-- a second 'constant' schedule: reported as a duplicate
+return function(epoch) return 1 end

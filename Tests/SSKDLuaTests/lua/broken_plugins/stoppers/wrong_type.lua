@@ -1,0 +1,2 @@
+-- returns a number instead of a factory
+return 42

@@ -1,4 +1,0 @@
-import XCTest
-@testable import SSKDTrain
-
-final class SSKDTrainPlaceholderTests: XCTestCase { func testLinks() {} }

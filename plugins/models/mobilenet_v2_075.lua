@@ -1,0 +1,6 @@
+-- model_variants.mobilenet_v2_075{classes = 10, in_channels = 3, dropout = 0.2} -> Module
+-- MobileNetV2 at width multiplier 0.75 (torchvision's rounding of channels to multiples of 8).
+return function(opts)
+  local o = sskd.options(opts, {classes = 10, in_channels = 3, dropout = 0.2}, "model_variants.mobilenet_v2_075")
+  return models.mobilenet_v2{width_mult = 0.75, classes = o.classes, in_channels = o.in_channels, dropout = o.dropout}
+end
