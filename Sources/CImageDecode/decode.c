@@ -132,53 +132,28 @@ int sskd_jpeg_decode(const char *path, unsigned char **out, int *width, int *hei
     jerr.pub.error_exit = sskd_jpeg_error_exit;
     jerr.pub.emit_message = sskd_jpeg_emit_message;
     jerr.pub.output_message = sskd_jpeg_output_message;
-    if (setjmp(jerr.jump)) {
-        set_err(err, errlen, jerr.message);
-        jpeg_destroy_decompress(&cinfo);
-        fclose(f);
-        free(buf);
-        return -1;
-    }
+    // Every failure ends at `fail` with `why` set: libjpeg errors longjmp back here (inside C).
+    const char *volatile why = NULL;
+    if (setjmp(jerr.jump)) { why = jerr.message; goto fail; }
     jpeg_create_decompress(&cinfo);
     jpeg_stdio_src(&cinfo, f);
     jpeg_read_header(&cinfo, TRUE);
     if (cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK) {
-        set_err(err, errlen, "CMYK JPEG images are not supported");
-        jpeg_destroy_decompress(&cinfo);
-        fclose(f);
-        return -1;
+        why = "CMYK JPEG images are not supported";
+        goto fail;
     }
     cinfo.out_color_space = cinfo.num_components == 1 ? JCS_GRAYSCALE : JCS_RGB;
     jpeg_start_decompress(&cinfo);
     int c = cinfo.output_components;
     size_t stride = (size_t)cinfo.output_width * (size_t)c;
     buf = (unsigned char *)malloc(stride * cinfo.output_height);
-    if (!buf) {
-        set_err(err, errlen, "out of memory");
-        jpeg_destroy_decompress(&cinfo);
-        fclose(f);
-        return -1;
-    }
-    while (cinfo.output_scanline < cinfo.output_height) {
+    if (!buf) { why = "out of memory"; goto fail; }
+    while (cinfo.output_scanline < cinfo.output_height && !jerr.corrupt) {
         JSAMPROW row = buf + stride * cinfo.output_scanline;
         jpeg_read_scanlines(&cinfo, &row, 1);
-        if (jerr.corrupt) { break; }
     }
-    if (jerr.corrupt) {
-        set_err(err, errlen, jerr.message);
-        jpeg_destroy_decompress(&cinfo);
-        fclose(f);
-        free(buf);
-        return -1;
-    }
-    jpeg_finish_decompress(&cinfo);
-    if (jerr.corrupt) {
-        set_err(err, errlen, jerr.message);
-        jpeg_destroy_decompress(&cinfo);
-        fclose(f);
-        free(buf);
-        return -1;
-    }
+    if (!jerr.corrupt) { jpeg_finish_decompress(&cinfo); }
+    if (jerr.corrupt) { why = jerr.message; goto fail; }
     *out = buf;
     *width = (int)cinfo.output_width;
     *height = (int)cinfo.output_height;
@@ -186,6 +161,13 @@ int sskd_jpeg_decode(const char *path, unsigned char **out, int *width, int *hei
     jpeg_destroy_decompress(&cinfo);
     fclose(f);
     return 0;
+
+fail:
+    set_err(err, errlen, why);
+    jpeg_destroy_decompress(&cinfo);
+    fclose(f);
+    free(buf);
+    return -1;
 }
 
 int sskd_jpeg_encode(const char *path, const unsigned char *pixels, int width, int height, int channels,
