@@ -26,7 +26,8 @@ for n in list:gmatch("%d+") do
   args.samples = tonumber(n)
   local S = protocol.settings({teacher = "subset"}, args)
   local r = protocol.run(S, {name = "paper", in_channels = 3, train = train, test = test, augment = augment,
-                             eval_transform = transforms.resize(96)})
+                             eval_transform = transforms.resize(96),
+                             child_args = {root = root, samples_list = tostring(S.samples)}})
   protocol.report(r, ("STL-10, %d samples, seed %d, selection on %s"):format(S.samples, S.seed, S.select))
   runs[#runs + 1] = r
 end

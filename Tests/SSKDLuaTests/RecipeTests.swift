@@ -33,7 +33,7 @@ final class RecipeTests: XCTestCase {
     func testQuickstart() throws {
         let out = try tempDir()
         let text = try run("quickstart.lua", tiny + [("samples", "100"), ("teacher_images", "200"), ("out", out)])
-        XCTAssertTrue(text.contains("pre-trained on 200 labelled images outside the student's subset"), text)
+        XCTAssertTrue(text.contains("pre-trained for 1 epoch on 200 labelled images outside the student's subset"), text)
         XCTAssertTrue(text.contains("| 100 | 0 |"), text)
         for f in ["samples.txt", "teacher.txt", "results.md", "accuracy.png", "teacher/metrics.csv", "student/summary.json", "sskd/plot.png", "teacher.safetensors",
                   "sskd/recipe.lua", "sskd/settings.json"] {
@@ -54,6 +54,59 @@ final class RecipeTests: XCTestCase {
         XCTAssertTrue(text.contains("selection on val"), text)
         let sum = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/sskd/summary.json"))) as! [String: Any]
         XCTAssertNotNil(sum["test_accuracy"], "the clean protocol reports test accuracy separately")
+    }
+
+    /// parallel=true: the student alone trains in a child `sskd` beside the teacher (one thread
+    /// each) and hands its result back; it must be the run a one-thread sequential protocol gives.
+    func testQuickstartParallelPhasesMatchSequential() throws {
+        let exe = try sskdBinary()
+        let par = try tempDir(), seq = try tempDir()
+        func args(_ out: String, _ parallel: Bool) -> [String] {
+            ["run", Self.scripts + "/quickstart.lua"] + (tiny + [("samples", "100"), ("teacher_images", "200"), ("out", out),
+                                                               ("parallel", parallel ? "true" : "false")]).flatMap { ["--set", "\($0.0)=\($0.1)"] }
+        }
+        let p = try runProcess(exe, args(par, true), input: "", env: ["SSKD_THREADS": "2"])
+        XCTAssertEqual(p.status, 0, p.out + p.err)
+        XCTAssertTrue(p.out.contains("student alone: running beside the teacher in a second process (1 thread; log \(par)/student/log.txt)"), p.out)
+        let log = try String(contentsOfFile: par + "/student/log.txt", encoding: .utf8)
+        XCTAssertTrue(log.contains("student epoch 2/2"), log)
+        XCTAssertFalse(p.err.contains("student epoch"), "the child's progress goes to its log: \(p.err)")
+        let s = try runProcess(exe, args(seq, false), input: "", env: ["SSKD_THREADS": "1"])
+        XCTAssertEqual(s.status, 0, s.out + s.err)
+        // Same seed, one thread each: the student-alone epochs are identical, and so is the table row.
+        func evalColumns(_ dir: String) throws -> [String] {
+            try String(contentsOfFile: dir + "/student/metrics.jsonl", encoding: .utf8).split(separator: "\n").map { line in
+                let row = try JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
+                return "\(row["train_loss"]!) \(row["eval_accuracy"]!) \(row["eval_loss"]!)"
+            }
+        }
+        XCTAssertEqual(try evalColumns(par), try evalColumns(seq))
+        func row(_ text: String) -> String? { text.split(separator: "\n").first { $0.hasPrefix("| 100 | 0 |") }.map(String.init) }
+        XCTAssertNotNil(row(p.out), p.out)
+        XCTAssertEqual(row(p.out)?.split(separator: "|")[3], row(s.out)?.split(separator: "|")[3], "student-alone column")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: par + "/results.md"))
+    }
+
+    /// A child process that fails is an error naming the phase and its log; the parent stops.
+    func testParallelChildFailureIsReported() throws {
+        let exe = try sskdBinary()
+        let out = try tempDir()
+        // The child cannot build its student; the parent (teacher first) has no student to build either,
+        // but the child's failure is what is reported, with its log.
+        let settings = tiny.filter { $0.0 != "student" } + [("student", "no_such_model"), ("samples", "100"), ("teacher_images", "200"),
+                                                           ("out", out), ("parallel", "true")]
+        let r = try runProcess(exe, ["run", Self.scripts + "/quickstart.lua"] + settings.flatMap { ["--set", "\($0.0)=\($0.1)"] },
+                               input: "", env: ["SSKD_THREADS": "2"])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.err.contains("the alone phase failed in its child process") && r.err.contains(out + "/student/log.txt"), r.err)
+        let log = try String(contentsOfFile: out + "/student/log.txt", encoding: .utf8)
+        XCTAssertTrue(log.contains("unknown student 'no_such_model'"), log)
+    }
+
+    func testUnknownPhaseIsAnError() throws {
+        XCTAssertThrowsError(try run("quickstart.lua", [("phases", "teacher,students")])) {
+            XCTAssertTrue("\($0)".contains("unknown phase 'students'"), "\($0)")
+        }
     }
 
     func testBadSettingIsAnError() throws {

@@ -101,6 +101,11 @@ def parse_args(argv=None):
     g.add_argument("--eval-batch", type=int, default=256,
                    help="evaluation batch (eval mode: does not change the results)")
     g.add_argument("--lr-teacher", type=float, default=5e-4)
+    g.add_argument("--teacher-schedule", choices=["constant", "onecycle"], default="constant",
+                   help="teacher LR: constant (the paper) or one-cycle up to --lr-teacher, stepped "
+                        "per batch (the sskd quickstart's short pre-training from scratch)")
+    g.add_argument("--teacher-no-augment", action="store_true",
+                   help="train the teacher on un-augmented images (the sskd quickstart's default)")
     g.add_argument("--lr-student", type=float, default=1e-3)
     g.add_argument("--temperature", type=float, default=3.0)
     g.add_argument("--patience", type=int, default=5)
@@ -272,7 +277,8 @@ def evaluate(model, loader, limit=None):
     return 100.0 * correct / max(total, 1), loss_sum / max(total, 1)
 
 
-def train_epoch(model, loader, optimizer, limit=None, teacher=None, alpha=0.0, temperature=3.0):
+def train_epoch(model, loader, optimizer, limit=None, teacher=None, alpha=0.0, temperature=3.0,
+                scheduler=None):
     """One epoch. With a teacher and alpha > 0 the loss is the paper's blend, else CE alone.
 
     Returns a dict of means over the epoch's images: loss, ce, kd, acc (top-1 %), images, seconds.
@@ -302,6 +308,8 @@ def train_epoch(model, loader, optimizer, limit=None, teacher=None, alpha=0.0, t
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
         sums["loss"] += loss.item() * y.numel()
         sums["ce"] += ce.item() * y.numel()
         correct += (logits.argmax(1) == y).sum().item()
@@ -328,10 +336,16 @@ def run_teacher(a, teacher, loader, select_loader, log):
     import torch
 
     opt = torch.optim.Adam(teacher.parameters(), lr=a.lr_teacher)
+    sched = None
+    if a.teacher_schedule == "onecycle":
+        per_epoch = len(loader) if a.limit_batches is None else min(a.limit_batches, len(loader))
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=a.lr_teacher,
+                                                    total_steps=a.epochs_teacher * per_epoch)
     for epoch in range(a.epochs_teacher):
         t0 = time.perf_counter()
-        tr = train_epoch(teacher, loader, opt, limit=a.limit_batches)
-        row = {"phase": "teacher", "epoch": epoch, "lr": a.lr_teacher, "alpha": None,
+        lr = opt.param_groups[0]["lr"]
+        tr = train_epoch(teacher, loader, opt, limit=a.limit_batches, scheduler=sched)
+        row = {"phase": "teacher", "epoch": epoch, "lr": lr, "alpha": None,
                "train_loss": tr["loss"], "train_ce": tr["ce"], "train_acc": tr["acc"],
                "train_images": tr["images"], "train_seconds": tr["seconds"],
                "images_per_s": tr["images"] / max(tr["seconds"], 1e-9)}
@@ -457,7 +471,8 @@ def main(argv=None):
     train_tf, test_tf = make_transforms(a, grayscale)
     DataLoader = torch.utils.data.DataLoader
     student_ds = make_dataset(train_x, train_y, samples, train_tf)
-    teacher_ds = make_dataset(train_x, train_y, teacher_idx, train_tf)
+    teacher_ds = make_dataset(train_x, train_y, teacher_idx,
+                              test_tf if a.teacher_no_augment else train_tf)
     test_ds = make_dataset(test_x, test_y, np.arange(test_y.size), test_tf)
     test_loader = DataLoader(test_ds, batch_size=a.eval_batch, shuffle=False)
     if val is not None:
@@ -500,7 +515,9 @@ def main(argv=None):
                          f"subset" + (" and the validation split" if val is not None else "")
                          + " (standing in for ImageNet pretraining)")
         teacher_desc = (f"MobileNetV2, {origin}, trained {a.epochs_teacher} epochs on "
-                        f"{data_desc}")
+                        f"{data_desc}"
+                        + (f", one-cycle LR to {a.lr_teacher:g}" if a.teacher_schedule == "onecycle" else "")
+                        + (", without augmentation" if a.teacher_no_augment else ""))
     bar = "!" * 78 if (not a.teacher_weights and not a.load_teacher
                        and a.teacher_data == "subset" and not a.teacher_indices) else "-" * 78
     print(f"{bar}\nTEACHER: {teacher_desc}\n{bar}", flush=True)
