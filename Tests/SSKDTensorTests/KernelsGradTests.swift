@@ -56,6 +56,7 @@ final class KernelsGradTests: XCTestCase {
         // Small maps (<= 144 outputs) run eight channels per vector: 11 = one full and one partial block.
         try conv([2, 11, 4, 5], [11, 1, 3, 3], bias: true, padding: [1], groups: 11)
         try conv([1, 9, 5, 5], [9, 1, 5, 5], bias: false, stride: [2], padding: [2], groups: 9)
+        try conv([2, 10, 2, 3], [10, 1, 3, 3], bias: true, padding: [1], groups: 10)   // fewer than 8 pixels per plane
     }
 
     // MARK: batch norm
