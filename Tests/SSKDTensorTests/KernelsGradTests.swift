@@ -140,6 +140,8 @@ final class KernelsGradTests: XCTestCase {
         try assertGrad([try randn([4, 5]), try randn([3, 5]), try randn([3])], "linear") { t in try linear(t[0], t[1], bias: t[2]) }
         try assertGrad([try randn([2, 3, 5]), try randn([4, 5])], "linear 3-D no bias") { t in try linear(t[0], t[1]) }
         try assertGrad([try randn([5]), try randn([2, 5]), try randn([2])], "linear 1-D") { t in try linear(t[0], t[1], bias: t[2]) }
+        // Small heads (<= 16 outputs) take the register-blocked backward: 4-row blocks, 16-column steps, tails.
+        try assertGrad([try randn([6, 37]), try randn([5, 37]), try randn([5])], "linear small head") { t in try linear(t[0], t[1], bias: t[2]) }
     }
 
     func testDropoutAndStochasticDepthGradients() throws {

@@ -240,17 +240,20 @@ func depthwiseConv2dBackward(dinput: UnsafeMutablePointer<Float>?, dweight: Unsa
     ks.withUnsafeBufferPointer { ksBuf in
     shifts.withUnsafeBufferPointer { shiftBuf in
         let ksp = ksBuf.baseAddress!, shp = shiftBuf.baseAddress!
-        // One task per input channel: it owns dw rows c*M..<(c+1)*M and the dx planes of channel c.
+        // Tasks own input channels: dw rows c*M..<(c+1)*M and the dx planes of channel c. Inside a
+        // task planes go image-major (memory order; the next plane is usually adjacent), while each
+        // channel's dw still sums its images in order (results independent of the chunking).
         parallelFor(g.c, grain: 1) { chans in
             let buf = UnsafeMutablePointer<Float>.allocate(capacity: plan.bufSize)
             let dyf = UnsafeMutablePointer<Float>.allocate(capacity: plan.dySize)
             let dbuf = UnsafeMutablePointer<Float>.allocate(capacity: plan.phases * plan.dxSpan)
             let wv = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: k)
-            let total = UnsafeMutablePointer<Double>.allocate(capacity: k * m)
-            defer { buf.deallocate(); dyf.deallocate(); dbuf.deallocate(); wv.deallocate(); total.deallocate() }
-            for c in chans {
-                total.update(repeating: 0, count: k * m)
-                for n in 0..<g.n {
+            let totals = UnsafeMutablePointer<Double>.allocate(capacity: chans.count * k * m)
+            defer { buf.deallocate(); dyf.deallocate(); dbuf.deallocate(); wv.deallocate(); totals.deallocate() }
+            totals.update(repeating: 0, count: chans.count * k * m)
+            for n in 0..<g.n {
+                for c in chans {
+                    let total = totals + (c - chans.lowerBound) * k * m
                     if dweight != nil { plan.fill(buf, from: input + (n * g.c + c) * g.hw) }
                     for mi in 0..<m {
                         let o = c * m + mi
@@ -270,7 +273,10 @@ func depthwiseConv2dBackward(dinput: UnsafeMutablePointer<Float>?, dweight: Unsa
                     }
                     if let dinput { plan.crop(dinput + (n * g.c + c) * g.hw, from: dbuf) }
                 }
-                if let dweight {
+            }
+            if let dweight {
+                for c in chans {
+                    let total = totals + (c - chans.lowerBound) * k * m
                     for e in 0..<(k * m) { dweight[c * m * k + e] = Float(total[e]) }
                 }
             }
