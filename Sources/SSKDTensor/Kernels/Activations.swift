@@ -17,6 +17,11 @@ protocol LaneGrad { static func apply(_ dy: SIMD8<Float>, _ x: SIMD8<Float>) -> 
 @inline(__always) func mapForward<F: LaneMap>(_: F.Type, _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, count: Int) {
     parallelFor(count) { r in
         var i = r.lowerBound
+        while i + 32 <= r.upperBound {
+            store8(F.apply(load8(x + i)), y + i); store8(F.apply(load8(x + i + 8)), y + i + 8)
+            store8(F.apply(load8(x + i + 16)), y + i + 16); store8(F.apply(load8(x + i + 24)), y + i + 24)
+            i += 32
+        }
         while i + 8 <= r.upperBound { store8(F.apply(load8(x + i)), y + i); i += 8 }
         if i < r.upperBound {
             var v = SIMD8<Float>()
@@ -32,6 +37,10 @@ protocol LaneGrad { static func apply(_ dy: SIMD8<Float>, _ x: SIMD8<Float>) -> 
                                                _ x: UnsafePointer<Float>, count: Int) {
     parallelFor(count) { r in
         var i = r.lowerBound
+        while i + 16 <= r.upperBound {
+            store8(F.apply(load8(dy + i), load8(x + i)), dx + i); store8(F.apply(load8(dy + i + 8), load8(x + i + 8)), dx + i + 8)
+            i += 16
+        }
         while i + 8 <= r.upperBound { store8(F.apply(load8(dy + i), load8(x + i)), dx + i); i += 8 }
         if i < r.upperBound {
             var g = SIMD8<Float>(), v = SIMD8<Float>()

@@ -295,7 +295,11 @@ func depthwiseConv2dBackward(dinput: UnsafeMutablePointer<Float>?, dweight: Unsa
 // Backward keeps dw in 8-lane accumulators and adds w8[k] * dy into a padded gradient tile.
 // Used for M == 1 (plain depthwise) when OH*OW <= `channelBlockedMaxOutputs` (chosen by
 // `sskd bench ops`: 12x12 stride-1 maps are faster here, 24x24 maps in the phase-split kernels).
-// Planes move between layouts with 8x8 register transposes.
+// Planes move between layouts with 8x8 register transposes. A task's 8 planes are contiguous
+// (8*HW floats), so they are first copied linearly into an L1 stage and transposed from there
+// (and outputs go back the same way): eight interleaved 36- to 576-byte streams defeat the
+// prefetchers, one linear stream does not. Weights are packed into [C/8][K] vectors once per call.
+// With unit column stride, outputs go four (or three) per row through a sliding window.
 
 let channelBlockedMaxOutputs = 144
 
@@ -429,6 +433,63 @@ func blockedForwardPixels(_ otile: UnsafeMutablePointer<SIMD8<Float>>, _ tile: U
     }
 }
 
+/// Unit column stride and dilation: outputs q ..< q+B of one row (B = 4 or 3, one accumulator
+/// each) from a sliding window. `tile` points at output q's window corner, kernel row i lies at
+/// tile + i*rowStep; the B+KW-1 pixels of a kernel row are loaded once and shared by the B outputs
+/// (LLVM merges the repeated loads once the literal KW loop unrolls), so a k5 row costs 8 loads and
+/// 5 weight loads for 20 FMAs instead of 25 loads. Taps are summed in the same order as
+/// `blockedForwardPixels`.
+@inline(__always)
+func blockedForwardRow4(_ o: UnsafeMutablePointer<SIMD8<Float>>, _ tile: UnsafePointer<SIMD8<Float>>, _ w8: UnsafePointer<SIMD8<Float>>,
+                        kh: Int, kw: Int, rowStep: Int, bias: SIMD8<Float>) {
+    var a0 = bias, a1 = bias, a2 = bias, a3 = bias
+    for i in 0..<kh {
+        let p = tile + i * rowStep, wr = w8 + i * kw
+        for j in 0..<kw {
+            let wj = wr[j]
+            a0 = a0.addingProduct(p[j], wj); a1 = a1.addingProduct(p[j + 1], wj)
+            a2 = a2.addingProduct(p[j + 2], wj); a3 = a3.addingProduct(p[j + 3], wj)
+        }
+    }
+    o[0] = a0; o[1] = a1; o[2] = a2; o[3] = a3
+}
+
+@inline(__always)
+func blockedForwardRow3(_ o: UnsafeMutablePointer<SIMD8<Float>>, _ tile: UnsafePointer<SIMD8<Float>>, _ w8: UnsafePointer<SIMD8<Float>>,
+                        kh: Int, kw: Int, rowStep: Int, bias: SIMD8<Float>) {
+    var a0 = bias, a1 = bias, a2 = bias
+    for i in 0..<kh {
+        let p = tile + i * rowStep, wr = w8 + i * kw
+        for j in 0..<kw {
+            let wj = wr[j]
+            a0 = a0.addingProduct(p[j], wj); a1 = a1.addingProduct(p[j + 1], wj); a2 = a2.addingProduct(p[j + 2], wj)
+        }
+    }
+    o[0] = a0; o[1] = a1; o[2] = a2
+}
+
+/// All outputs of one 8-channel tile with `blockedForwardRow4` / `Row3`: blocks of 4 (or of 3 when
+/// OW is a multiple of 3 but not of 4, e.g. 6), a ragged end redone as the row's last 4 (same
+/// values on the overlap). Needs SW == DW == 1 and OW >= 3.
+@inline(__always)
+func blockedForwardSliding(_ otile: UnsafeMutablePointer<SIMD8<Float>>, _ tile: UnsafePointer<SIMD8<Float>>, _ w8: UnsafePointer<SIMD8<Float>>,
+                           kh: Int, kw: Int, bias: SIMD8<Float>, _ g: ConvGeometry, wp: Int) {
+    let threes = g.ow % 4 != 0 && g.ow % 3 == 0
+    let rowStep = g.dh * wp
+    for r in 0..<g.oh {
+        let trow = tile + r * g.sh * wp, orow = otile + r * g.ow
+        var q = 0
+        if threes {
+            while q < g.ow { blockedForwardRow3(orow + q, trow + q, w8, kh: kh, kw: kw, rowStep: rowStep, bias: bias); q += 3 }
+        } else {
+            while q + 4 <= g.ow { blockedForwardRow4(orow + q, trow + q, w8, kh: kh, kw: kw, rowStep: rowStep, bias: bias); q += 4 }
+            if q < g.ow {
+                blockedForwardRow4(orow + g.ow - 4, trow + g.ow - 4, w8, kh: kh, kw: kw, rowStep: rowStep, bias: bias)
+            }
+        }
+    }
+}
+
 /// dw[k] += sum over outputs (r, q) of gy(r, q) * tile[r*SH*WP + q*SW + tap[k]], where gy(r, q) is
 /// G[front + r*SH*WP + q*SW] (the output gradient spread onto the tile grid).
 @inline(__always)
@@ -485,6 +546,8 @@ func depthwiseBlockedForward(out: UnsafeMutablePointer<Float>, input: UnsafePoin
     let taps = tileTaps(g, wp: tileGeo.wp), interior = tileGeo.interiorMap(g)
     var windows: [Int] = []
     for r in 0..<g.oh { for q in 0..<g.ow { windows.append(r * g.sh * tileGeo.wp + q * g.sw) } }
+    // Unit column stride and dilation: sliding-window rows share their pixel loads.
+    let sliding = g.sw == 1 && g.dw == 1 && g.ow >= 3
     // Weights and bias in 8-channel vectors, packed once (not per image).
     let w8all = packChannelBlocks(weight, c: g.c, k: k), b8all = bias.map { packChannelBlocks($0, c: g.c, k: 1) }
     defer { w8all.deallocate(); b8all?.deallocate() }
@@ -507,9 +570,11 @@ func depthwiseBlockedForward(out: UnsafeMutablePointer<Float>, input: UnsafePoin
                 copyFloats(stage, input + (n * g.c + c0) * g.hw, cnt * g.hw)
                 gatherChannels(tile, map: inMap, stage, stride: g.hw, cnt: cnt, count: g.hw, scratch: scratch)
                 let y = out + (n * g.c + c0) * g.ohw
-                switch k {
-                case 9: blockedForwardPixels(otile, tile, w8, tap, pix, k: 9, bias: b8, count: g.ohw)
-                case 25: blockedForwardPixels(otile, tile, w8, tap, pix, k: 25, bias: b8, count: g.ohw)
+                switch (g.kh, g.kw) {
+                case (3, 3) where sliding: blockedForwardSliding(otile, tile, w8, kh: 3, kw: 3, bias: b8, g, wp: tileGeo.wp)
+                case (5, 5) where sliding: blockedForwardSliding(otile, tile, w8, kh: 5, kw: 5, bias: b8, g, wp: tileGeo.wp)
+                case (3, 3): blockedForwardPixels(otile, tile, w8, tap, pix, k: 9, bias: b8, count: g.ohw)
+                case (5, 5): blockedForwardPixels(otile, tile, w8, tap, pix, k: 25, bias: b8, count: g.ohw)
                 default: blockedForwardPixels(otile, tile, w8, tap, pix, k: k, bias: b8, count: g.ohw)
                 }
                 scatterChannels(stage, stride: g.ohw, cnt: cnt, count: g.ohw, otile, map: nil, scratch: scratch)
