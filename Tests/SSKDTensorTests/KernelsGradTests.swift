@@ -45,6 +45,13 @@ final class KernelsGradTests: XCTestCase {
         try conv([1, 4, 4, 4], [4, 2, 1, 1], bias: true, groups: 2)
     }
 
+    func testConvOnOnePixelMaps() throws {
+        // 1x1 convolutions on 1x1 maps (squeeze-and-excitation) run as linear layers.
+        try conv([3, 5, 1, 1], [7, 5, 1, 1], bias: true)      // small head: register-blocked backward
+        try conv([2, 3, 1, 1], [20, 3, 1, 1], bias: true)     // sgemm backward
+        try conv([2, 6, 1, 1], [4, 6, 1, 1], bias: false)
+    }
+
     func testConvDepthwise() throws {
         try conv([2, 3, 7, 9], [3, 1, 3, 3], bias: true, padding: [1], groups: 3)
         try conv([1, 3, 9, 11], [3, 1, 3, 3], bias: false, stride: [2], padding: [1], groups: 3)   // stride 2, odd
