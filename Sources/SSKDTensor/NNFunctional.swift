@@ -144,9 +144,10 @@ public func linear(_ input: Tensor, _ weight: Tensor, bias: Tensor? = nil) throw
     }
     let inputs = bias.map { [input, weight, $0] } ?? [input, weight]
     return record(out, op, inputs) { [x = input, w = weight, b = bias] dy in
-        let dx = x.requiresGrad ? Tensor(x.shape) : nil
-        let dw = w.requiresGrad ? Tensor(w.shape) : nil
-        let db = (b?.requiresGrad ?? false) ? Tensor([outF]) : nil
+        // The kernels overwrite every element (zeros are only needed for an empty inner dim).
+        let dx = x.requiresGrad ? Tensor(x.shape, zeroed: inF == 0) : nil
+        let dw = w.requiresGrad ? Tensor(w.shape, zeroed: inF == 0) : nil
+        let db = (b?.requiresGrad ?? false) ? Tensor([outF], zeroed: false) : nil
         if inF > 0 || db != nil {
             linearBackward(dinput: inF > 0 ? dx?.data : nil, dweight: inF > 0 ? dw?.data : nil, dbias: db?.data, dout: dy.data,
                            input: x.data, weight: w.data, batch: batch, inFeatures: inF, outFeatures: outF)

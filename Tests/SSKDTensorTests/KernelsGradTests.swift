@@ -45,6 +45,13 @@ final class KernelsGradTests: XCTestCase {
         try conv([1, 4, 4, 4], [4, 2, 1, 1], bias: true, groups: 2)
     }
 
+    func testConvOnOnePixelMaps() throws {
+        // 1x1 convolutions on 1x1 maps (squeeze-and-excitation) run as linear layers.
+        try conv([3, 5, 1, 1], [7, 5, 1, 1], bias: true)      // small head: register-blocked backward
+        try conv([2, 3, 1, 1], [20, 3, 1, 1], bias: true)     // sgemm backward
+        try conv([2, 6, 1, 1], [4, 6, 1, 1], bias: false)
+    }
+
     func testConvDepthwise() throws {
         try conv([2, 3, 7, 9], [3, 1, 3, 3], bias: true, padding: [1], groups: 3)
         try conv([1, 3, 9, 11], [3, 1, 3, 3], bias: false, stride: [2], padding: [1], groups: 3)   // stride 2, odd
@@ -56,6 +63,7 @@ final class KernelsGradTests: XCTestCase {
         // Small maps (<= 144 outputs) run eight channels per vector: 11 = one full and one partial block.
         try conv([2, 11, 4, 5], [11, 1, 3, 3], bias: true, padding: [1], groups: 11)
         try conv([1, 9, 5, 5], [9, 1, 5, 5], bias: false, stride: [2], padding: [2], groups: 9)
+        try conv([2, 10, 2, 3], [10, 1, 3, 3], bias: true, padding: [1], groups: 10)   // fewer than 8 pixels per plane
     }
 
     // MARK: batch norm
@@ -139,6 +147,8 @@ final class KernelsGradTests: XCTestCase {
         try assertGrad([try randn([4, 5]), try randn([3, 5]), try randn([3])], "linear") { t in try linear(t[0], t[1], bias: t[2]) }
         try assertGrad([try randn([2, 3, 5]), try randn([4, 5])], "linear 3-D no bias") { t in try linear(t[0], t[1]) }
         try assertGrad([try randn([5]), try randn([2, 5]), try randn([2])], "linear 1-D") { t in try linear(t[0], t[1], bias: t[2]) }
+        // Small heads (<= 16 outputs) take the register-blocked backward: 4-row blocks, 16-column steps, tails.
+        try assertGrad([try randn([6, 37]), try randn([5, 37]), try randn([5])], "linear small head") { t in try linear(t[0], t[1], bias: t[2]) }
     }
 
     func testDropoutAndStochasticDepthGradients() throws {

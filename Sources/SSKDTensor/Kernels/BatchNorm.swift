@@ -14,36 +14,65 @@
 //            dx = gamma * invstd * (dy - dbeta / M - xhat * dgamma / M)
 // Eval is a per-channel affine map: dx = dy * gamma * invstd.
 //
-// Every kernel runs one channel per task and reads each channel's N planes in order: the
-// statistics make one pass (sums shifted by the channel's first value, so the variance does not
-// cancel), the output a second.
+// Tasks own ranges of channels. Inside a task the planes are visited image-major (image 0's
+// planes of the range, then image 1's, ...), i.e. in memory order: on small maps (6x6, 3x3) a
+// channel-major walk would jump N times per channel between far-apart 36- or 144-byte planes, and
+// every jump is a cache miss the prefetchers cannot see coming. Each channel still sums its N
+// planes in image order, so results do not depend on the chunking (nor on the thread count).
+// The statistics make one pass (sums shifted by the channel's first value, so the variance does
+// not cancel), the output a second.
+
+/// Lane partials of (sum d, sum d*d), d = x - shift, over one plane of `count` (>= 8) floats: two
+/// chains each, and the ragged tail as the plane's last 8 floats with the counted lanes masked.
+@inline(__always) func shiftedMoments(_ x: UnsafePointer<Float>, count: Int, shift: SIMD8<Float>) -> (SIMD8<Float>, SIMD8<Float>) {
+    var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), q0 = SIMD8<Float>(), q1 = SIMD8<Float>()
+    var i = 0
+    while i + 16 <= count {
+        let d0 = load8(x + i) - shift, d1 = load8(x + i + 8) - shift
+        a0 += d0; q0 = q0.addingProduct(d0, d0)
+        a1 += d1; q1 = q1.addingProduct(d1, d1)
+        i += 16
+    }
+    if i + 8 <= count {
+        let d = load8(x + i) - shift
+        a0 += d; q0 = q0.addingProduct(d, d)
+        i += 8
+    }
+    if i < count {
+        let d = keepLast(load8(x + count - 8) - shift, count - i)
+        a1 += d; q1 = q1.addingProduct(d, d)
+    }
+    return (a0 + a1, q0 + q1)
+}
 
 /// Per-channel batch mean and biased variance of x [N, C, HW].
+/// Each plane's lane partials are widened to Double and summed over the N planes; one horizontal
+/// sum per channel.
 func batchNormStats(mean: UnsafeMutablePointer<Float>, variance: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,
                     n: Int, c: Int, hw: Int) {
     parallelFor(c, grain: grainFor(work: n * hw)) { chans in
-        for ch in chans {
-            let shift = x[ch * hw]
-            let sv = SIMD8<Float>(repeating: shift)
-            var s = 0.0, ss = 0.0
-            for img in 0..<n {
-                let row = x + (img * c + ch) * hw
-                var a = SIMD8<Float>(), q = SIMD8<Float>()
-                var i = 0
-                while i + 8 <= hw {
-                    let d = load8(row + i) - sv
-                    a += d
-                    q = q.addingProduct(d, d)
-                    i += 8
+        let lo = chans.lowerBound, cc = chans.count
+        // [cc] running sums of d and d^2 (Double lanes), d = x - x[channel's first value].
+        let acc = UnsafeMutablePointer<SIMD8<Double>>.allocate(capacity: 2 * cc)
+        defer { acc.deallocate() }
+        acc.initialize(repeating: SIMD8(), count: 2 * cc)
+        for img in 0..<n {
+            for j in 0..<cc {
+                let ch = lo + j, shift = x[ch * hw], row = x + (img * c + ch) * hw
+                if hw >= 8 {
+                    let (a, q) = shiftedMoments(row, count: hw, shift: SIMD8(repeating: shift))
+                    acc[j] += SIMD8<Double>(a); acc[cc + j] += SIMD8<Double>(q)
+                } else {
+                    for i in 0..<hw { let d = Double(row[i] - shift); acc[j][0] += d; acc[cc + j][0] += d * d }
                 }
-                var rs = hsum(a), rq = hsum(q)
-                while i < hw { let d = Double(row[i] - shift); rs += d; rq += d * d; i += 1 }
-                s += rs; ss += rq
             }
-            let count = Double(n * hw)
-            let m = s / count
-            mean[ch] = Float(m + Double(shift))
-            variance[ch] = Float(Swift.max(ss / count - m * m, 0))
+        }
+        let count = Double(n * hw)
+        for j in 0..<cc {
+            let ch = lo + j
+            let m = acc[j].sum() / count
+            mean[ch] = Float(m + Double(x[ch * hw]))
+            variance[ch] = Float(Swift.max(acc[cc + j].sum() / count - m * m, 0))
         }
     }
 }
@@ -56,9 +85,14 @@ func channelAffine(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, 
             let ch = p % c
             let a = SIMD8<Float>(repeating: scale[ch]), b = SIMD8<Float>(repeating: shift[ch])
             let src = x + p * hw, dst = y + p * hw
+            guard hw >= 8 else {
+                for i in 0..<hw { dst[i] = src[i] * scale[ch] + shift[ch] }
+                continue
+            }
             var i = 0
             while i + 8 <= hw { store8(b.addingProduct(load8(src + i), a), dst + i); i += 8 }
-            while i < hw { dst[i] = src[i] * scale[ch] + shift[ch]; i += 1 }
+            // Ragged tail: redo the plane's last 8 values (the overlap gets the same results).
+            if i < hw { store8(b.addingProduct(load8(src + hw - 8), a), dst + hw - 8) }
         }
     }
 }
@@ -84,48 +118,83 @@ func batchNormBackwardTraining(dinput: UnsafeMutablePointer<Float>?, dweight: Un
                                weight: UnsafePointer<Float>?, n: Int, c: Int, hw: Int) {
     let count = Float(n * hw)
     parallelFor(c, grain: grainFor(work: 2 * n * hw)) { chans in
-        for ch in chans {
-            let mu = mean[ch], istd = invstd[ch]
-            let mv = SIMD8<Float>(repeating: mu)
-            // Pass 1: sum dy and sum dy * (x - mean).
-            var sdy = 0.0, sdyx = 0.0
-            for img in 0..<n {
-                let xr = input + (img * c + ch) * hw, gr = dout + (img * c + ch) * hw
-                var a = SIMD8<Float>(), b = SIMD8<Float>()
-                var i = 0
-                while i + 8 <= hw {
-                    let gv = load8(gr + i)
-                    a += gv
-                    b = b.addingProduct(gv, load8(xr + i) - mv)
-                    i += 8
+        let lo = chans.lowerBound, cc = chans.count
+        // Pass 1: per channel, sum dy and sum dy * (x - mean) (Double lanes, planes in image order).
+        let acc = UnsafeMutablePointer<SIMD8<Double>>.allocate(capacity: 2 * cc)
+        let coef = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: 4 * cc)   // mean, k, c0, c1 per channel
+        defer { acc.deallocate(); coef.deallocate() }
+        acc.initialize(repeating: SIMD8(), count: 2 * cc)
+        for img in 0..<n {
+            for j in 0..<cc {
+                let ch = lo + j, off = (img * c + ch) * hw, mu = mean[ch]
+                if hw >= 8 {
+                    let (a, b) = gradMoments(dout + off, input + off, count: hw, mean: SIMD8(repeating: mu))
+                    acc[j] += SIMD8<Double>(a); acc[cc + j] += SIMD8<Double>(b)
+                } else {
+                    for i in 0..<hw { acc[j][0] += Double(dout[off + i]); acc[cc + j][0] += Double(dout[off + i] * (input[off + i] - mu)) }
                 }
-                var ra = hsum(a), rb = hsum(b)
-                while i < hw { ra += Double(gr[i]); rb += Double(gr[i] * (xr[i] - mu)); i += 1 }
-                sdy += ra; sdyx += rb
             }
-            let sumDy = Float(sdy), sumDyXhat = Float(sdyx) * istd
+        }
+        for j in 0..<cc {
+            let ch = lo + j, istd = invstd[ch]
+            let sumDy = Float(acc[j].sum()), sumDyXhat = Float(acc[cc + j].sum()) * istd
             dbias?[ch] = sumDy
             dweight?[ch] = sumDyXhat
-            guard let dinput else { continue }
-            // Pass 2: dx = gamma*invstd * (dy - sumDy/M - (x - mean) * invstd * sumDyXhat/M)
+            // dx = gamma*invstd * (dy - sumDy/M - (x - mean) * invstd * sumDyXhat/M) = k * (dy + c0 + (x - mean) * c1)
             let gamma = weight?[ch] ?? 1
-            let k = gamma * istd
-            let c0 = -sumDy / count                    // constant term inside the bracket
-            let c1 = -istd * sumDyXhat / count          // coefficient of (x - mean)
-            let kv = SIMD8<Float>(repeating: k), c0v = SIMD8<Float>(repeating: c0), c1v = SIMD8<Float>(repeating: c1)
-            for img in 0..<n {
-                let off = (img * c + ch) * hw
+            coef[4 * j] = SIMD8(repeating: mean[ch])
+            coef[4 * j + 1] = SIMD8(repeating: gamma * istd)
+            coef[4 * j + 2] = SIMD8(repeating: -sumDy / count)
+            coef[4 * j + 3] = SIMD8(repeating: -istd * sumDyXhat / count)
+        }
+        guard let dinput else { return }
+        // Pass 2, again image-major.
+        for img in 0..<n {
+            for j in 0..<cc {
+                let off = (img * c + lo + j) * hw
                 let xr = input + off, gr = dout + off, dr = dinput + off
+                let mv = coef[4 * j], kv = coef[4 * j + 1], c0v = coef[4 * j + 2], c1v = coef[4 * j + 3]
+                guard hw >= 8 else {
+                    for i in 0..<hw { dr[i] = kv[0] * (gr[i] + c0v[0] + (xr[i] - mv[0]) * c1v[0]) }
+                    continue
+                }
                 var i = 0
                 while i + 8 <= hw {
-                    let inner = (load8(gr + i) + c0v).addingProduct(load8(xr + i) - mv, c1v)
-                    store8(inner * kv, dr + i)
+                    store8(((load8(gr + i) + c0v).addingProduct(load8(xr + i) - mv, c1v)) * kv, dr + i)
                     i += 8
                 }
-                while i < hw { dr[i] = k * (gr[i] + c0 + (xr[i] - mu) * c1); i += 1 }
+                // Ragged tail: redo the plane's last 8 values (same results on the overlap).
+                if i < hw {
+                    let t = hw - 8
+                    store8(((load8(gr + t) + c0v).addingProduct(load8(xr + t) - mv, c1v)) * kv, dr + t)
+                }
             }
         }
     }
+}
+
+/// Lane partials of (sum g, sum g * (x - mean)) over one plane of `count` (>= 8) floats (tails as
+/// in `shiftedMoments`).
+@inline(__always) func gradMoments(_ g: UnsafePointer<Float>, _ x: UnsafePointer<Float>, count: Int,
+                                   mean: SIMD8<Float>) -> (SIMD8<Float>, SIMD8<Float>) {
+    var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), b0 = SIMD8<Float>(), b1 = SIMD8<Float>()
+    var i = 0
+    while i + 16 <= count {
+        let g0 = load8(g + i), g1 = load8(g + i + 8)
+        a0 += g0; b0 = b0.addingProduct(g0, load8(x + i) - mean)
+        a1 += g1; b1 = b1.addingProduct(g1, load8(x + i + 8) - mean)
+        i += 16
+    }
+    if i + 8 <= count {
+        let g0 = load8(g + i)
+        a0 += g0; b0 = b0.addingProduct(g0, load8(x + i) - mean)
+        i += 8
+    }
+    if i < count {
+        let gt = keepLast(load8(g + count - 8), count - i)
+        a1 += gt; b1 = b1.addingProduct(gt, load8(x + count - 8) - mean)
+    }
+    return (a0 + a1, b0 + b1)
 }
 
 /// Backward in eval mode (fixed statistics): a per-channel affine map.

@@ -15,6 +15,16 @@
     UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
 }
 
+/// `v` with lanes 0 ..< 8 - rem zeroed (1 <= rem <= 7): the not-yet-counted lanes of a ragged
+/// tail read as the last 8 floats of a row. Built with vector integer ops (a comparison against a
+/// scalar would be assembled lane by lane), and by bit masking so inf / NaN lanes are dropped too.
+@inline(__always) func keepLast(_ v: SIMD8<Float>, _ rem: Int) -> SIMD8<Float> {
+    let lane = SIMD8<Int32>(0, 1, 2, 3, 4, 5, 6, 7)
+    let keep = (lane &+ Int32(truncatingIfNeeded: rem)) &>> 3          // 1 where lane >= 8 - rem
+    let mask = SIMD8<UInt32>(truncatingIfNeeded: 0 &- keep)
+    return unsafeBitCast(unsafeBitCast(v, to: SIMD8<UInt32>.self) & mask, to: SIMD8<Float>.self)
+}
+
 /// A horizontal sum in Double (the lanes are partial sums of one reduction).
 @inline(__always) func hsum(_ v: SIMD8<Float>) -> Double {
     var s = 0.0

@@ -151,6 +151,12 @@ func unpackChannelMajor(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer
 /// y = conv2d(x, w) + b for dense and grouped convolutions (see the legend at the top).
 func conv2dForward(out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                    bias: UnsafePointer<Float>?, _ g: ConvGeometry) {
+    if g.isPointwise && g.groups == 1 && g.hw == 1 {
+        // 1x1 maps (squeeze-and-excitation): x [N, C, 1, 1] is the matrix [N, C], so this is a
+        // linear layer, y [N, O] = x @ w[O, C]^T + b, with no packing.
+        linearForward(out: out, input: input, weight: weight, bias: bias, batch: g.n, inFeatures: g.c, outFeatures: g.o)
+        return
+    }
     if g.isBatchedPointwise {
         let cols = g.n * g.hw
         let xt = UnsafeMutablePointer<Float>.allocate(capacity: g.c * cols + g.o * cols)
@@ -182,6 +188,11 @@ func conv2dForward(out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>
 func conv2dBackward(dinput: UnsafeMutablePointer<Float>?, dweight: UnsafeMutablePointer<Float>?, dbias: UnsafeMutablePointer<Float>?,
                     dout: UnsafePointer<Float>, input: UnsafePointer<Float>, weight: UnsafePointer<Float>, _ g: ConvGeometry) {
     let (ckk, og, ohw) = (g.ckk, g.og, g.ohw)
+    if g.isPointwise && g.groups == 1 && g.hw == 1 {
+        linearBackward(dinput: dinput, dweight: dweight, dbias: dbias, dout: dout, input: input, weight: weight,
+                       batch: g.n, inFeatures: g.c, outFeatures: g.o)
+        return
+    }
     if let dbias { channelSums(dbias, dout, n: g.n, c: g.o, hw: ohw) }
     guard dinput != nil || dweight != nil else { return }
     if g.isBatchedPointwise {

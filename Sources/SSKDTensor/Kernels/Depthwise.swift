@@ -240,17 +240,20 @@ func depthwiseConv2dBackward(dinput: UnsafeMutablePointer<Float>?, dweight: Unsa
     ks.withUnsafeBufferPointer { ksBuf in
     shifts.withUnsafeBufferPointer { shiftBuf in
         let ksp = ksBuf.baseAddress!, shp = shiftBuf.baseAddress!
-        // One task per input channel: it owns dw rows c*M..<(c+1)*M and the dx planes of channel c.
+        // Tasks own input channels: dw rows c*M..<(c+1)*M and the dx planes of channel c. Inside a
+        // task planes go image-major (memory order; the next plane is usually adjacent), while each
+        // channel's dw still sums its images in order (results independent of the chunking).
         parallelFor(g.c, grain: 1) { chans in
             let buf = UnsafeMutablePointer<Float>.allocate(capacity: plan.bufSize)
             let dyf = UnsafeMutablePointer<Float>.allocate(capacity: plan.dySize)
             let dbuf = UnsafeMutablePointer<Float>.allocate(capacity: plan.phases * plan.dxSpan)
             let wv = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: k)
-            let total = UnsafeMutablePointer<Double>.allocate(capacity: k * m)
-            defer { buf.deallocate(); dyf.deallocate(); dbuf.deallocate(); wv.deallocate(); total.deallocate() }
-            for c in chans {
-                total.update(repeating: 0, count: k * m)
-                for n in 0..<g.n {
+            let totals = UnsafeMutablePointer<Double>.allocate(capacity: chans.count * k * m)
+            defer { buf.deallocate(); dyf.deallocate(); dbuf.deallocate(); wv.deallocate(); totals.deallocate() }
+            totals.update(repeating: 0, count: chans.count * k * m)
+            for n in 0..<g.n {
+                for c in chans {
+                    let total = totals + (c - chans.lowerBound) * k * m
                     if dweight != nil { plan.fill(buf, from: input + (n * g.c + c) * g.hw) }
                     for mi in 0..<m {
                         let o = c * m + mi
@@ -270,7 +273,10 @@ func depthwiseConv2dBackward(dinput: UnsafeMutablePointer<Float>?, dweight: Unsa
                     }
                     if let dinput { plan.crop(dinput + (n * g.c + c) * g.hw, from: dbuf) }
                 }
-                if let dweight {
+            }
+            if let dweight {
+                for c in chans {
+                    let total = totals + (c - chans.lowerBound) * k * m
                     for e in 0..<(k * m) { dweight[c * m * k + e] = Float(total[e]) }
                 }
             }
@@ -289,7 +295,11 @@ func depthwiseConv2dBackward(dinput: UnsafeMutablePointer<Float>?, dweight: Unsa
 // Backward keeps dw in 8-lane accumulators and adds w8[k] * dy into a padded gradient tile.
 // Used for M == 1 (plain depthwise) when OH*OW <= `channelBlockedMaxOutputs` (chosen by
 // `sskd bench ops`: 12x12 stride-1 maps are faster here, 24x24 maps in the phase-split kernels).
-// Planes move between layouts with 8x8 register transposes.
+// Planes move between layouts with 8x8 register transposes. A task's 8 planes are contiguous
+// (8*HW floats), so they are first copied linearly into an L1 stage and transposed from there
+// (and outputs go back the same way): eight interleaved 36- to 576-byte streams defeat the
+// prefetchers, one linear stream does not. Weights are packed into [C/8][K] vectors once per call.
+// With unit column stride, outputs go four (or three) per row through a sliding window.
 
 let channelBlockedMaxOutputs = 144
 
@@ -321,41 +331,66 @@ struct ChannelTile {
 }
 
 /// Channels-last `dst[map(o)]` (8 lanes) <- planes `src + c*stride` (c < cnt) at pixels o < count.
-/// `map` nil means identity. 8 pixels at a time through an 8x8 transpose; the tail by lanes.
+/// `map` nil means identity. 8 pixels at a time through an 8x8 transpose; a ragged tail re-does
+/// the last 8 pixels (rewriting some with the same values), so only counts < 8 go lane by lane.
 @inline(__always) func gatherChannels(_ dst: UnsafeMutablePointer<SIMD8<Float>>, map: UnsafePointer<Int>?, _ src: UnsafePointer<Float>,
                                       stride: Int, cnt: Int, count: Int, scratch m: UnsafeMutablePointer<SIMD8<Float>>) {
-    var o = 0
-    while o + 8 <= count {
-        for c in 0..<8 { m[c] = c < cnt ? load8(src + c * stride + o) : SIMD8() }
-        transpose8x8(m)
-        if let map { for j in 0..<8 { dst[map[o + j]] = m[j] } } else { for j in 0..<8 { dst[o + j] = m[j] } }
-        o += 8
+    if count < 8 {
+        let dl = lanes(dst)
+        for o in 0..<count {
+            let at = (map?[o] ?? o) &* 8
+            for c in 0..<8 { dl[at &+ c] = c < cnt ? src[c &* stride &+ o] : 0 }
+        }
+        return
     }
-    let dl = lanes(dst)
-    while o < count {
-        let at = (map?[o] ?? o) * 8
-        for c in 0..<8 { dl[at + c] = c < cnt ? src[c * stride + o] : 0 }
-        o += 1
+    var o = 0
+    while true {
+        if cnt == 8 {
+            for c in 0..<8 { m[c] = load8(src + (c &* stride &+ o)) }
+        } else {
+            for c in 0..<8 { m[c] = c < cnt ? load8(src + (c &* stride &+ o)) : SIMD8() }
+        }
+        transpose8x8(m)
+        if let map { for j in 0..<8 { dst[map[o &+ j]] = m[j] } } else { for j in 0..<8 { dst[o &+ j] = m[j] } }
+        if o &+ 8 == count { break }
+        o = Swift.min(o &+ 8, count &- 8)
     }
 }
 
-/// Planes `dst + c*stride` (c < cnt) at pixels o < count <- channels-last `src[map(o)]`.
+/// Planes `dst + c*stride` (c < cnt) at pixels o < count <- channels-last `src[map(o)]`
+/// (tails as in `gatherChannels`).
 @inline(__always) func scatterChannels(_ dst: UnsafeMutablePointer<Float>, stride: Int, cnt: Int, count: Int,
                                        _ src: UnsafeMutablePointer<SIMD8<Float>>, map: UnsafePointer<Int>?,
                                        scratch m: UnsafeMutablePointer<SIMD8<Float>>) {
+    if count < 8 {
+        let sl = lanes(src)
+        for o in 0..<count {
+            let at = (map?[o] ?? o) &* 8
+            for c in 0..<cnt { dst[c &* stride &+ o] = sl[at &+ c] }
+        }
+        return
+    }
     var o = 0
-    while o + 8 <= count {
-        if let map { for j in 0..<8 { m[j] = src[map[o + j]] } } else { for j in 0..<8 { m[j] = src[o + j] } }
+    while true {
+        if let map { for j in 0..<8 { m[j] = src[map[o &+ j]] } } else { for j in 0..<8 { m[j] = src[o &+ j] } }
         transpose8x8(m)
-        for c in 0..<cnt { store8(m[c], dst + c * stride + o) }
-        o += 8
+        for c in 0..<cnt { store8(m[c], dst + (c &* stride &+ o)) }
+        if o &+ 8 == count { break }
+        o = Swift.min(o &+ 8, count &- 8)
     }
-    let sl = lanes(src)
-    while o < count {
-        let at = (map?[o] ?? o) * 8
-        for c in 0..<cnt { dst[c * stride + o] = sl[at + c] }
-        o += 1
+}
+
+/// Weights `w` [C, K] (or a bias [C] with k = 1) regrouped as [ceil(C/8)][K] vectors of 8
+/// channels (zero lanes past C), once per call. Caller deallocates.
+func packChannelBlocks(_ w: UnsafePointer<Float>, c: Int, k: Int) -> UnsafeMutablePointer<SIMD8<Float>> {
+    let blocks = (c + 7) / 8
+    let packed = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: blocks * k)
+    let scratch = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: 8)
+    defer { scratch.deallocate() }
+    for cb in 0..<blocks {
+        gatherChannels(packed + cb * k, map: nil, w + cb * 8 * k, stride: k, cnt: Swift.min(8, c - cb * 8), count: k, scratch: scratch)
     }
+    return packed
 }
 
 /// The floats of a channels-last SIMD8 buffer (pixel p, channel c at p*8 + c).
@@ -395,6 +430,63 @@ func blockedForwardPixels(_ otile: UnsafeMutablePointer<SIMD8<Float>>, _ tile: U
         if t < k { a0 = a0.addingProduct(b0[tap[t]], w8[t]) }
         otile[o] = a0 + a1
         o += 1
+    }
+}
+
+/// Unit column stride and dilation: outputs q ..< q+B of one row (B = 4 or 3, one accumulator
+/// each) from a sliding window. `tile` points at output q's window corner, kernel row i lies at
+/// tile + i*rowStep; the B+KW-1 pixels of a kernel row are loaded once and shared by the B outputs
+/// (LLVM merges the repeated loads once the literal KW loop unrolls), so a k5 row costs 8 loads and
+/// 5 weight loads for 20 FMAs instead of 25 loads. Taps are summed in the same order as
+/// `blockedForwardPixels`.
+@inline(__always)
+func blockedForwardRow4(_ o: UnsafeMutablePointer<SIMD8<Float>>, _ tile: UnsafePointer<SIMD8<Float>>, _ w8: UnsafePointer<SIMD8<Float>>,
+                        kh: Int, kw: Int, rowStep: Int, bias: SIMD8<Float>) {
+    var a0 = bias, a1 = bias, a2 = bias, a3 = bias
+    for i in 0..<kh {
+        let p = tile + i * rowStep, wr = w8 + i * kw
+        for j in 0..<kw {
+            let wj = wr[j]
+            a0 = a0.addingProduct(p[j], wj); a1 = a1.addingProduct(p[j + 1], wj)
+            a2 = a2.addingProduct(p[j + 2], wj); a3 = a3.addingProduct(p[j + 3], wj)
+        }
+    }
+    o[0] = a0; o[1] = a1; o[2] = a2; o[3] = a3
+}
+
+@inline(__always)
+func blockedForwardRow3(_ o: UnsafeMutablePointer<SIMD8<Float>>, _ tile: UnsafePointer<SIMD8<Float>>, _ w8: UnsafePointer<SIMD8<Float>>,
+                        kh: Int, kw: Int, rowStep: Int, bias: SIMD8<Float>) {
+    var a0 = bias, a1 = bias, a2 = bias
+    for i in 0..<kh {
+        let p = tile + i * rowStep, wr = w8 + i * kw
+        for j in 0..<kw {
+            let wj = wr[j]
+            a0 = a0.addingProduct(p[j], wj); a1 = a1.addingProduct(p[j + 1], wj); a2 = a2.addingProduct(p[j + 2], wj)
+        }
+    }
+    o[0] = a0; o[1] = a1; o[2] = a2
+}
+
+/// All outputs of one 8-channel tile with `blockedForwardRow4` / `Row3`: blocks of 4 (or of 3 when
+/// OW is a multiple of 3 but not of 4, e.g. 6), a ragged end redone as the row's last 4 (same
+/// values on the overlap). Needs SW == DW == 1 and OW >= 3.
+@inline(__always)
+func blockedForwardSliding(_ otile: UnsafeMutablePointer<SIMD8<Float>>, _ tile: UnsafePointer<SIMD8<Float>>, _ w8: UnsafePointer<SIMD8<Float>>,
+                           kh: Int, kw: Int, bias: SIMD8<Float>, _ g: ConvGeometry, wp: Int) {
+    let threes = g.ow % 4 != 0 && g.ow % 3 == 0
+    let rowStep = g.dh * wp
+    for r in 0..<g.oh {
+        let trow = tile + r * g.sh * wp, orow = otile + r * g.ow
+        var q = 0
+        if threes {
+            while q < g.ow { blockedForwardRow3(orow + q, trow + q, w8, kh: kh, kw: kw, rowStep: rowStep, bias: bias); q += 3 }
+        } else {
+            while q + 4 <= g.ow { blockedForwardRow4(orow + q, trow + q, w8, kh: kh, kw: kw, rowStep: rowStep, bias: bias); q += 4 }
+            if q < g.ow {
+                blockedForwardRow4(orow + g.ow - 4, trow + g.ow - 4, w8, kh: kh, kw: kw, rowStep: rowStep, bias: bias)
+            }
+        }
     }
 }
 
@@ -454,6 +546,11 @@ func depthwiseBlockedForward(out: UnsafeMutablePointer<Float>, input: UnsafePoin
     let taps = tileTaps(g, wp: tileGeo.wp), interior = tileGeo.interiorMap(g)
     var windows: [Int] = []
     for r in 0..<g.oh { for q in 0..<g.ow { windows.append(r * g.sh * tileGeo.wp + q * g.sw) } }
+    // Unit column stride and dilation: sliding-window rows share their pixel loads.
+    let sliding = g.sw == 1 && g.dw == 1 && g.ow >= 3
+    // Weights and bias in 8-channel vectors, packed once (not per image).
+    let w8all = packChannelBlocks(weight, c: g.c, k: k), b8all = bias.map { packChannelBlocks($0, c: g.c, k: 1) }
+    defer { w8all.deallocate(); b8all?.deallocate() }
     taps.withUnsafeBufferPointer { tb in
     interior.withUnsafeBufferPointer { ib in
     windows.withUnsafeBufferPointer { wb in
@@ -461,30 +558,27 @@ func depthwiseBlockedForward(out: UnsafeMutablePointer<Float>, input: UnsafePoin
         parallelFor(g.n * blocks, grain: grainFor(work: 8 * g.ohw * k)) { range in
             let tile = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: tileGeo.pixels)
             let otile = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: g.ohw)
-            let w8 = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: k + 8)
-            defer { tile.deallocate(); otile.deallocate(); w8.deallocate() }
-            let wl = lanes(w8), scratch = w8 + k
+            let scratch = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: 8)
+            let stage = UnsafeMutablePointer<Float>.allocate(capacity: 8 * Swift.max(g.hw, g.ohw))
+            defer { tile.deallocate(); otile.deallocate(); scratch.deallocate(); stage.deallocate() }
             // The padding of the tile is never written, so it stays zero.
             tile.update(repeating: SIMD8(), count: tileGeo.pixels)
-            var loadedBlock = -1
             for task in range {
                 let n = task / blocks, cb = task % blocks
                 let c0 = cb * 8, cnt = Swift.min(8, g.c - c0)
-                if cb != loadedBlock {
-                    w8.update(repeating: SIMD8(), count: k)
-                    for c in 0..<cnt { for t in 0..<k { wl[t * 8 + c] = weight[(c0 + c) * k + t] } }
-                    loadedBlock = cb
-                }
-                var b8 = SIMD8<Float>()
-                if let bias { for c in 0..<cnt { b8[c] = bias[c0 + c] } }
-                gatherChannels(tile, map: inMap, input + (n * g.c + c0) * g.hw, stride: g.hw, cnt: cnt, count: g.hw, scratch: scratch)
+                let w8 = UnsafePointer(w8all + cb * k), b8 = b8all?[cb] ?? SIMD8()
+                copyFloats(stage, input + (n * g.c + c0) * g.hw, cnt * g.hw)
+                gatherChannels(tile, map: inMap, stage, stride: g.hw, cnt: cnt, count: g.hw, scratch: scratch)
                 let y = out + (n * g.c + c0) * g.ohw
-                switch k {
-                case 9: blockedForwardPixels(otile, tile, w8, tap, pix, k: 9, bias: b8, count: g.ohw)
-                case 25: blockedForwardPixels(otile, tile, w8, tap, pix, k: 25, bias: b8, count: g.ohw)
+                switch (g.kh, g.kw) {
+                case (3, 3) where sliding: blockedForwardSliding(otile, tile, w8, kh: 3, kw: 3, bias: b8, g, wp: tileGeo.wp)
+                case (5, 5) where sliding: blockedForwardSliding(otile, tile, w8, kh: 5, kw: 5, bias: b8, g, wp: tileGeo.wp)
+                case (3, 3): blockedForwardPixels(otile, tile, w8, tap, pix, k: 9, bias: b8, count: g.ohw)
+                case (5, 5): blockedForwardPixels(otile, tile, w8, tap, pix, k: 25, bias: b8, count: g.ohw)
                 default: blockedForwardPixels(otile, tile, w8, tap, pix, k: k, bias: b8, count: g.ohw)
                 }
-                scatterChannels(y, stride: g.ohw, cnt: cnt, count: g.ohw, otile, map: nil, scratch: scratch)
+                scatterChannels(stage, stride: g.ohw, cnt: cnt, count: g.ohw, otile, map: nil, scratch: scratch)
+                copyFloats(y, stage, cnt * g.ohw)
             }
         }
     }
@@ -504,7 +598,8 @@ func depthwiseBlockedBackward(dinput: UnsafeMutablePointer<Float>?, dweight: Uns
     // afterwards: tasks can then run image-major (sequential memory) and the sums do not depend on
     // the thread count.
     let partial: UnsafeMutablePointer<SIMD8<Float>>? = dweight == nil ? nil : .allocate(capacity: g.n * blocks * k)
-    defer { partial?.deallocate() }
+    let w8all = dinput == nil ? nil : packChannelBlocks(weight, c: g.c, k: k)
+    defer { partial?.deallocate(); w8all?.deallocate() }
     taps.withUnsafeBufferPointer { tb in
     interior.withUnsafeBufferPointer { ib in
     outputs.withUnsafeBufferPointer { ob in
@@ -513,35 +608,37 @@ func depthwiseBlockedBackward(dinput: UnsafeMutablePointer<Float>?, dweight: Uns
             let tile = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: tileGeo.pixels)
             let gsp = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: front + tileGeo.pixels)
             let dxl = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: g.hw)
-            let w8 = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: k + 8)
-            defer { tile.deallocate(); gsp.deallocate(); dxl.deallocate(); w8.deallocate() }
-            let wl = lanes(w8), scratch = w8 + k
+            let scratch = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: 8)
+            let stage = UnsafeMutablePointer<Float>.allocate(capacity: 8 * Swift.max(g.hw, g.ohw))
+            defer { tile.deallocate(); gsp.deallocate(); dxl.deallocate(); scratch.deallocate(); stage.deallocate() }
             // Padding of the tile and the off-grid cells of G are never written: they stay zero.
             tile.update(repeating: SIMD8(), count: tileGeo.pixels)
             gsp.update(repeating: SIMD8(), count: front + tileGeo.pixels)
             for task in range {
                 let n = task / blocks, cb = task % blocks
                 let c0 = cb * 8, cnt = Swift.min(8, g.c - c0)
-                gatherChannels(gsp, map: outMap, dout + (n * g.c + c0) * g.ohw, stride: g.ohw, cnt: cnt, count: g.ohw, scratch: scratch)
+                copyFloats(stage, dout + (n * g.c + c0) * g.ohw, cnt * g.ohw)
+                gatherChannels(gsp, map: outMap, stage, stride: g.ohw, cnt: cnt, count: g.ohw, scratch: scratch)
                 if let partial {
                     let dw8 = partial + task * k
                     dw8.update(repeating: SIMD8(), count: k)
-                    gatherChannels(tile, map: inMap, input + (n * g.c + c0) * g.hw, stride: g.hw, cnt: cnt, count: g.hw, scratch: scratch)
+                    copyFloats(stage, input + (n * g.c + c0) * g.hw, cnt * g.hw)
+                    gatherChannels(tile, map: inMap, stage, stride: g.hw, cnt: cnt, count: g.hw, scratch: scratch)
                     switch k {
                     case 9: blockedWeightGrad(dw8, gsp + front, tile, tap, k: 9, g, wp: tileGeo.wp)
                     case 25: blockedWeightGrad(dw8, gsp + front, tile, tap, k: 25, g, wp: tileGeo.wp)
                     default: blockedWeightGrad(dw8, gsp + front, tile, tap, k: k, g, wp: tileGeo.wp)
                     }
                 }
-                if let dinput {
-                    w8.update(repeating: SIMD8(), count: k)
-                    for c in 0..<cnt { for t in 0..<k { wl[t * 8 + c] = weight[(c0 + c) * k + t] } }
+                if let dinput, let w8all {
+                    let w8 = UnsafePointer(w8all + cb * k)
                     switch k {
                     case 9: blockedInputGrad(dxl, gsp + front, w8, tap, inMap, k: 9, count: g.hw)
                     case 25: blockedInputGrad(dxl, gsp + front, w8, tap, inMap, k: 25, count: g.hw)
                     default: blockedInputGrad(dxl, gsp + front, w8, tap, inMap, k: k, count: g.hw)
                     }
-                    scatterChannels(dinput + (n * g.c + c0) * g.hw, stride: g.hw, cnt: cnt, count: g.hw, dxl, map: nil, scratch: scratch)
+                    scatterChannels(stage, stride: g.hw, cnt: cnt, count: g.hw, dxl, map: nil, scratch: scratch)
+                    copyFloats(dinput + (n * g.c + c0) * g.hw, stage, cnt * g.hw)
                 }
             }
         }

@@ -16,7 +16,11 @@ func dropoutMask(_ scale: UnsafeMutablePointer<Float>, count: Int, p: Float, gen
 
 /// y = x * scale (also the backward: dx = dy * scale).
 func maskedScale(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ scale: UnsafePointer<Float>, count: Int) {
-    parallelFor(count) { r in for i in r { y[i] = x[i] * scale[i] } }
+    parallelFor(count) { r in
+        var i = r.lowerBound
+        while i + 8 <= r.upperBound { store8(load8(x + i) * load8(scale + i), y + i); i += 8 }
+        while i < r.upperBound { y[i] = x[i] * scale[i]; i += 1 }
+    }
 }
 
 /// y[n, :] = x[n, :] * rowScale[n] for x [N, R] (also the backward).
@@ -24,7 +28,15 @@ func rowScale(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ sca
     parallelFor(rows, grain: grainFor(work: cols)) { rs in
         for r in rs {
             let s = scale[r], src = x + r * cols, dst = y + r * cols
-            for i in 0..<cols { dst[i] = src[i] * s }
+            let sv = SIMD8<Float>(repeating: s)
+            var i = 0
+            while i + 32 <= cols {
+                store8(load8(src + i) * sv, dst + i); store8(load8(src + i + 8) * sv, dst + i + 8)
+                store8(load8(src + i + 16) * sv, dst + i + 16); store8(load8(src + i + 24) * sv, dst + i + 24)
+                i += 32
+            }
+            while i + 8 <= cols { store8(load8(src + i) * sv, dst + i); i += 8 }
+            while i < cols { dst[i] = src[i] * s; i += 1 }
         }
     }
 }

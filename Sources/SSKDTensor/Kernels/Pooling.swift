@@ -139,13 +139,56 @@ func avgPool2dBackward(dinput: UnsafeMutablePointer<Float>, dout: UnsafePointer<
 
 // MARK: - adaptive_avg_pool2d
 
+/// Sum of `count` (>= 8) floats at `x` as 8 lane partials: four independent chains for long rows,
+/// and a ragged tail read as the LAST 8 floats with the lanes already counted masked out.
+@inline(__always) func lanePartials(_ x: UnsafePointer<Float>, count: Int) -> SIMD8<Float> {
+    var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
+    var i = 0
+    while i + 32 <= count {
+        a0 += load8(x + i); a1 += load8(x + i + 8); a2 += load8(x + i + 16); a3 += load8(x + i + 24)
+        i += 32
+    }
+    while i + 8 <= count { a0 += load8(x + i); i += 8 }
+    if i < count {
+        a1 += keepLast(load8(x + count - 8), count - i)
+    }
+    return (a0 + a1) + (a2 + a3)
+}
+
 @inline(__always) func adaptiveStart(_ i: Int, _ out: Int, _ size: Int) -> Int { (i * size) / out }
 @inline(__always) func adaptiveEnd(_ i: Int, _ out: Int, _ size: Int) -> Int { ((i + 1) * size + out - 1) / out }
 
 func adaptiveAvgPool2dForward(out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, planes: Int, h: Int, w: Int, oh: Int, ow: Int) {
     let hw = h * w
+    if oh == 1 && ow == 1 && hw >= 16 {
+        // Global average pooling (squeeze-and-excitation, classifier heads): each plane reduces to
+        // 8 lane partials, and eight planes at a time finish with one 8x8 transpose and 7 vector
+        // adds (instead of a horizontal sum per plane). A leftover plane adds its lanes in the
+        // same order, so every plane's result is the same whichever way it went.
+        let inv = 1 / Float(hw)
+        parallelFor(planes, grain: grainFor(work: hw)) { ps in
+            let m = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: 8)
+            defer { m.deallocate() }
+            var p = ps.lowerBound
+            while p + 8 <= ps.upperBound {
+                for j in 0..<8 { m[j] = lanePartials(input + (p + j) * hw, count: hw) }
+                transpose8x8(m)
+                let s = ((m[0] + m[1]) + m[2]) + m[3] + m[4] + m[5] + m[6] + m[7]
+                store8(s * inv, out + p)
+                p += 8
+            }
+            while p < ps.upperBound {
+                let v = lanePartials(input + p * hw, count: hw)
+                var s = v[0]
+                for l in 1..<8 { s += v[l] }
+                out[p] = s * inv
+                p += 1
+            }
+        }
+        return
+    }
     if oh == 1 && ow == 1 {
-        // Global average pooling (squeeze-and-excitation, classifier heads): one SIMD sum per plane.
+        // Tiny planes (3x3 maps): one vector and a few scalars each; a transpose would cost more.
         parallelFor(planes, grain: grainFor(work: hw)) { ps in
             for p in ps {
                 let x = input + p * hw
