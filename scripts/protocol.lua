@@ -115,6 +115,22 @@ local function join(h)
   return chunk()
 end
 
+--- A model of the protocol by name (a models.* name or a model_variants plugin) with 10 classes.
+--- The paper's script replaces the classifier's Linear by a fresh nn.Linear(1280, 10), so the
+--- head has PyTorch's default init (U(+-1/sqrt(in))) rather than torchvision's (EfficientNet:
+--- U(+-1/sqrt(out)), whose logits start with std ~5 and cross-entropy ~7 at 10 classes, and the
+--- student learns markedly slower than the paper's); the same is done here.
+function protocol.model(name, in_channels, what)
+  local make = model_variants[name] or models[name]
+  assert(make, ("unknown %s '%s' (a models.* name or a model_variants plugin)"):format(what or "model", tostring(name)))
+  local m = make{classes = 10, in_channels = in_channels}
+  local ok, head = pcall(m.get, m, "classifier.1")
+  if ok and head and tostring(head):match("^Linear%(") then
+    m:set("classifier.1", nn.Linear(head.weight:size(1), head.weight:size(0)))
+  end
+  return m
+end
+
 --- Runs the protocol; `d` gives train, test, augment, eval_transform, in_channels, name, and
 --- child_args (the recipe's own settings that make a child process repeat just this run).
 function protocol.run(S, d)
@@ -152,11 +168,7 @@ function protocol.run(S, d)
   end
 
   -- Teacher.
-  local function build(name, what)
-    local make = model_variants[name] or models[name]
-    assert(make, ("unknown %s '%s' (a models.* name or a model_variants plugin)"):format(what, tostring(name)))
-    return make{classes = 10, in_channels = d.in_channels}
-  end
+  local function build(name, what) return protocol.model(name, d.in_channels, what) end
   torch.manual_seed(S.seed)
   local teacher = build(S.teacher_model, "teacher_model")
   local note

@@ -103,6 +103,29 @@ final class RecipeTests: XCTestCase {
         XCTAssertTrue(log.contains("unknown student 'no_such_model'"), log)
     }
 
+    /// The protocol's models carry the paper script's head: a fresh nn.Linear(1280, 10) with
+    /// PyTorch's default init U(+-1/sqrt(1280)), not torchvision's U(+-1/sqrt(10)).
+    func testProtocolModelsHaveThePapersClassifierInit() throws {
+        let host = try LuaHost()
+        XCTAssertEqual(host.loadPlugins(from: LuaHost.pluginDirectories()), [])
+        try host.execute("""
+            local protocol = dofile(\(luaQuote(Self.scripts + "/protocol.lua")))
+            torch.manual_seed(0)
+            local bound = 1 / math.sqrt(1280)
+            for _, name in ipairs{"efficientnet_b0", "mobilenet_v2"} do
+              local head = protocol.model(name, 1):get("classifier.1")
+              assert(head.weight:size(0) == 10 and head.weight:size(1) == 1280, name)
+              local w, b = head.weight:abs():max():item(), head.bias:abs():max():item()
+              assert(w <= bound and w > 0.9 * bound, name .. " weight bound " .. w)
+              assert(b <= bound and b > 0, name .. " bias " .. b)
+            end
+            -- torchvision's own EfficientNet head init is ten times wider.
+            assert(models.efficientnet_b0{classes = 10, in_channels = 1}:get("classifier.1").weight:abs():max():item() > 0.3)
+            -- Models without a classifier.1 Linear are left as they are.
+            assert(protocol.model("small_cnn", 1))
+            """)
+    }
+
     func testUnknownPhaseIsAnError() throws {
         XCTAssertThrowsError(try run("quickstart.lua", [("phases", "teacher,students")])) {
             XCTAssertTrue("\($0)".contains("unknown phase 'students'"), "\($0)")
