@@ -318,6 +318,25 @@ public final class LuaHost {
         }
     }
 
+    /// Sets `sskd.<key>` to a string or a list of strings through the API (no Lua source is
+    /// generated, so no quoting); does nothing before the prelude made `sskd`.
+    public func setSSKDField(_ key: String, _ value: String) { setSSKDField(key) { self.call.pushString(value) } }
+    public func setSSKDField(_ key: String, _ values: [String]) {
+        setSSKDField(key) {
+            lua_createtable(self.L, Int32(values.count), 0)
+            let t = lua_gettop(self.L)
+            for (i, v) in values.enumerated() { self.call.pushString(v); lua_rawseti(self.L, t, lua_Integer(i + 1)) }
+        }
+    }
+    private func setSSKDField(_ key: String, push: () -> Void) {
+        let top = lua_gettop(L)
+        defer { lua_settop(L, top) }
+        guard pushGlobal("sskd") == LUA_TTABLE else { return }
+        let t = lua_gettop(L)
+        push()
+        call.setRawField(t, key)
+    }
+
     /// Pushes global `name` (raw; nil when absent).
     @discardableResult
     public func pushGlobal(_ name: String) -> Int32 {

@@ -85,9 +85,7 @@ extension LuaHost {
     public func loadPlugins(from directories: [String]) -> [String] {
         pluginDirectories += directories
         // Recipes that start child processes hand these on (SSKD_PLUGINS) as `sskd.plugin_dirs`.
-        let quoted = pluginDirectories.map { "\"" + $0.replacingOccurrences(of: "\\", with: "\\\\")
-            .replacingOccurrences(of: "\"", with: "\\\"").replacingOccurrences(of: "\n", with: "\\n") + "\"" }
-        _ = try? execute("sskd.plugin_dirs = {" + quoted.joined(separator: ", ") + "}")
+        setSSKDField("plugin_dirs", pluginDirectories)
         var problems: [String] = []
         let fm = FileManager.default
         for kind in PluginKind.allCases {

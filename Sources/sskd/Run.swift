@@ -70,10 +70,7 @@ struct Run: ParsableCommand {
         do {
             // Recipes that run phases in child processes (protocol.lua's `parallel`) start this binary.
             var exe = [CChar](repeating: 0, count: 4097)
-            if readlink("/proc/self/exe", &exe, 4096) > 0 {
-                let path = String(cString: exe).replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"")
-                try host.execute("sskd.executable = \"\(path)\"")
-            }
+            if readlink("/proc/self/exe", &exe, 4096) > 0 { host.setSSKDField("executable", String(cString: exe)) }
             if watching { try host.execute("sskd.watching = true; sskd._watch_plugins()") }
             try host.run(file: recipe, settings: early.settings + more, arguments: positional)
         } catch {
