@@ -97,7 +97,7 @@ enum DataBindings {
             let split = try o.string("split") ?? "train"
             let root = try o.string("root") ?? IDXDataset.debianFashionMNISTRoot
             try o.finish()
-            guard split == "train" || split == "test" else { throw LuaError("\(c.name): split must be 'train' or 'test', got '\(split)'") }
+            try trainOrTest(c, split)
             try c.push(object: LuaDataset(try IDXDataset.fashionMNIST(root: root, train: split == "train")))
             return 1
         }
@@ -106,7 +106,7 @@ enum DataBindings {
             guard let root = try o.string("root") else { throw LuaError("\(c.name): option 'root' (the folder of the IDX files) is required") }
             let split = try o.string("split") ?? "train"
             try o.finish()
-            guard split == "train" || split == "test" else { throw LuaError("\(c.name): split must be 'train' or 'test', got '\(split)'") }
+            try trainOrTest(c, split)
             try c.push(object: LuaDataset(try IDXDataset.mnist(root: root, train: split == "train")))
             return 1
         }
@@ -131,7 +131,7 @@ enum DataBindings {
             guard let root = try o.string("root") else { throw LuaError("\(c.name): option 'root' (the cifar-10-batches-bin folder) is required") }
             let split = try o.string("split") ?? "train"
             try o.finish()
-            guard split == "train" || split == "test" else { throw LuaError("\(c.name): split must be 'train' or 'test', got '\(split)'") }
+            try trainOrTest(c, split)
             try c.push(object: LuaDataset(try CIFAR10(root: root, train: split == "train")))
             return 1
         }
@@ -149,6 +149,11 @@ enum DataBindings {
         data.function("split", "data.split(ds, {samples=N, validation=0, seed=0}) -> samples, validation, rest", "same as ds:split{...}") { c in
             try split(c, try c.dataset(1), 2)
         }
+    }
+
+    /// The split option of the datasets that have exactly a train and a test split.
+    static func trainOrTest(_ c: LuaCall, _ split: String) throws {
+        guard split == "train" || split == "test" else { throw LuaError("\(c.name): split must be 'train' or 'test', got '\(split)'") }
     }
 
     static func getItem(_ c: LuaCall, _ ds: Dataset, _ i: Int) throws -> Int32 {
