@@ -117,8 +117,8 @@ enum TorchBindings {
         }
 
         // Threads and memory.
-        torch.function("set_num_threads", "torch.set_num_threads(n)", "threads used by kernels and OpenBLAS") { c in try Runtime.setThreads(try c.int(1)); return 0 }
-        torch.function("get_num_threads", "torch.get_num_threads() -> integer", "threads used by kernels and OpenBLAS") { c in c.push(Runtime.threads); return 1 }
+        torch.function("set_num_threads", "torch.set_num_threads(n)", "threads used by the kernels (OpenBLAS itself runs single-threaded)") { c in try Runtime.setThreads(try c.int(1)); return 0 }
+        torch.function("get_num_threads", "torch.get_num_threads() -> integer", "threads used by the kernels (OpenBLAS itself runs single-threaded)") { c in c.push(Runtime.threads); return 1 }
 
         // Gradient check.
         torch.function("gradcheck", "torch.gradcheck(fn, {inputs} [, {eps=1e-3, atol=1e-3, rtol=1e-2}]) -> passed, report",

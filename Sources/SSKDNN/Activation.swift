@@ -5,6 +5,7 @@
 import SSKDTensor
 
 public final class ReLU: Module {
+    public override var isPerSampleInEval: Bool { true }
     public let inplace: Bool
     public init(inplace: Bool = false) { self.inplace = inplace }
     public override func forward(_ x: Tensor) throws -> Tensor { x.relu() }
@@ -13,6 +14,7 @@ public final class ReLU: Module {
 
 /// min(max(x, 0), 6).
 public final class ReLU6: Module {
+    public override var isPerSampleInEval: Bool { true }
     public let inplace: Bool
     public init(inplace: Bool = false) { self.inplace = inplace }
     public override func forward(_ x: Tensor) throws -> Tensor { try x.relu6() }
@@ -21,6 +23,7 @@ public final class ReLU6: Module {
 
 /// x * sigmoid(x) (swish).
 public final class SiLU: Module {
+    public override var isPerSampleInEval: Bool { true }
     public let inplace: Bool
     public init(inplace: Bool = false) { self.inplace = inplace }
     public override func forward(_ x: Tensor) throws -> Tensor { try x.silu() }
@@ -28,12 +31,14 @@ public final class SiLU: Module {
 }
 
 public final class Sigmoid: Module {
+    public override var isPerSampleInEval: Bool { true }
     public override init() {}
     public override func forward(_ x: Tensor) throws -> Tensor { x.sigmoid() }
 }
 
 /// x * relu6(x + 3) / 6.
 public final class Hardswish: Module {
+    public override var isPerSampleInEval: Bool { true }
     public let inplace: Bool
     public init(inplace: Bool = false) { self.inplace = inplace }
     public override func forward(_ x: Tensor) throws -> Tensor { try x.hardswish() }
@@ -42,6 +47,7 @@ public final class Hardswish: Module {
 
 /// relu6(x + 3) / 6.
 public final class Hardsigmoid: Module {
+    public override var isPerSampleInEval: Bool { true }
     public let inplace: Bool
     public init(inplace: Bool = false) { self.inplace = inplace }
     public override func forward(_ x: Tensor) throws -> Tensor { try x.hardsigmoid() }

@@ -27,6 +27,10 @@ open class Sequential: Module {
     /// Adds a layer at the end, named by its position.
     public func append(_ m: Module) { registerModule(String(children.count), m) }
 
+    /// Per-sample as a container (its children decide); a subclass with its own forward should
+    /// override this when it mixes samples.
+    open override var isPerSampleInEval: Bool { true }
+
     open override func forward(_ x: Tensor) throws -> Tensor {
         if InferenceFusion.applies(to: self) { return try fusedForward(x) }
         var y = x
@@ -59,15 +63,24 @@ open class Sequential: Module {
     }
 }
 
-/// Inference fusion of `Sequential` children (conv + batch norm folding, in-place activations),
-/// used in eval mode under `withNoGrad` only: training and any forward that records a graph run
-/// the layers one by one.
+/// Inference fast paths, used in eval mode under `withNoGrad` only (training and any forward
+/// that records a graph run the layers one by one on the whole batch):
+/// - `Sequential` children fused: conv + batch norm folding, in-place activations;
+/// - the batch split into one slice per thread for per-sample models (`Module.callAsFunction`).
 public enum InferenceFusion {
-    /// On by default; switch off to run eval forwards layer by layer (e.g. to compare).
+    /// On by default; switch off to run eval forwards layer by layer on the whole batch (e.g. to compare).
     nonisolated(unsafe) public static var enabled = true
 
     static func applies(to m: Module) -> Bool {
         enabled && !m.training && !GradMode.isEnabled && SummaryRecorder.active == nil
+    }
+
+    /// Slices to split `x` into for `m`'s forward, or nil to run it whole.
+    static func batchSlices(_ m: Module, _ x: Tensor) -> Int? {
+        let threads = Runtime.availableThreads
+        guard threads > 1, enabled, !GradMode.isEnabled, x.dim == 4, x.shape[0] >= 2, !x.requiresGrad,
+              SummaryRecorder.active == nil, !Profiler.enabled, m.splitsBatchInEval else { return nil }
+        return Swift.min(threads, x.shape[0])
     }
 }
 
@@ -78,6 +91,7 @@ protocol InPlaceActivation {
 
 /// Returns its input (`nn.Identity`), e.g. to drop a classifier head.
 public final class Identity: Module {
+    public override var isPerSampleInEval: Bool { true }
     public override init() {}
     public override func forward(_ x: Tensor) throws -> Tensor { x }
 }

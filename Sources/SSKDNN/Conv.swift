@@ -5,6 +5,7 @@ import SSKDTensor
 
 /// 2-D convolution (`nn.Conv2d`, zero padding).
 public final class Conv2d: Module {
+    public override var isPerSampleInEval: Bool { true }
     public let inChannels: Int, outChannels: Int
     public let kernelSize: [Int], stride: [Int], padding: [Int], dilation: [Int]
     public let groups: Int

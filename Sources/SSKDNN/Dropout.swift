@@ -5,6 +5,7 @@ import SSKDTensor
 /// `nn.Dropout`: zeroes elements with probability `p` and scales the rest by 1/(1-p) while
 /// training; the identity in eval mode.
 public final class Dropout: Module {
+    public override var isPerSampleInEval: Bool { true }
     public let p: Double
     public let inplace: Bool
     /// Source of the masks (seed it for reproducible runs).
@@ -26,6 +27,7 @@ public final class Dropout: Module {
 /// torchvision's `StochasticDepth`: drops a residual branch with probability `p` per sample
 /// (`row`) or per batch, scaling survivors by 1/(1-p); the identity in eval mode.
 public final class StochasticDepth: Module {
+    public override var isPerSampleInEval: Bool { true }
     public let p: Double
     public let mode: StochasticDepthMode
     public var generator: Generator

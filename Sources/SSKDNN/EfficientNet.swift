@@ -37,6 +37,7 @@ public struct MBConvConfig: Equatable, Sendable {
 /// residual when the stride is 1 and the channels match.
 /// Children: `block` (Sequential), `stochastic_depth`.
 public final class MBConv: Module {
+    public override var isPerSampleInEval: Bool { true }
     public let config: MBConvConfig
     public let useResConnect: Bool
     public let block: Sequential
@@ -76,6 +77,7 @@ public final class MBConv: Module {
 
 /// EfficientNet with torchvision's architecture, initialisation and state-dict keys.
 public final class EfficientNet: Module {
+    public override var isPerSampleInEval: Bool { true }
     public struct Config: Equatable, Sendable {
         public var classes: Int = 1000
         public var widthMult: Double = 1.0

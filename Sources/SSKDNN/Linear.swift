@@ -5,6 +5,7 @@ import SSKDTensor
 /// `nn.Linear`: `y = x W^T + b`. Initialised like PyTorch's default (U(+-1/sqrt(in)) for both)
 /// unless `initialize` is false.
 public final class Linear: Module {
+    public override var isPerSampleInEval: Bool { true }
     public let inFeatures: Int, outFeatures: Int
     public let weight: Tensor
     public let bias: Tensor?

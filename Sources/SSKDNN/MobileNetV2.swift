@@ -22,6 +22,7 @@ public func makeDivisible(_ v: Double, _ divisor: Int = 8, minValue: Int? = nil)
 /// with a skip connection when the stride is 1 and the channels match.
 /// Children: `conv` = Sequential(Conv2dNormActivation..., Conv2d, BatchNorm2d).
 public final class InvertedResidual: Module {
+    public override var isPerSampleInEval: Bool { true }
     public let inChannels: Int, outChannels: Int, stride: Int, expandRatio: Int
     public let useResConnect: Bool
     public let conv: Sequential
@@ -53,6 +54,7 @@ public final class InvertedResidual: Module {
 
 /// MobileNetV2 with torchvision's architecture, initialisation and state-dict keys.
 public final class MobileNetV2: Module {
+    public override var isPerSampleInEval: Bool { true }
     public struct Config: Equatable, Sendable {
         public var classes: Int = 1000
         public var widthMult: Double = 1.0

@@ -133,11 +133,48 @@ open class Module: CustomStringConvertible {
         throw TensorError(typeName, "forward is not implemented")
     }
 
+    /// Whether this module, in eval mode, computes each sample's output from that sample alone
+    /// and only in Swift. Built-in layers say yes; a module defined in Lua (or any subclass that
+    /// does not say otherwise) says no. A container is per-sample when all its children are.
+    open var isPerSampleInEval: Bool { false }
+
+    /// True when this module and all its descendants are in eval mode and per-sample.
+    public var splitsBatchInEval: Bool {
+        !training && isPerSampleInEval && children.allSatisfy { $0.module.splitsBatchInEval }
+    }
+
     /// Runs `forward` (and reports the output to an active summary).
+    ///
+    /// An eval forward without a graph of an NCHW batch through a per-sample model
+    /// (`splitsBatchInEval`) splits the batch into one slice per thread and runs each slice
+    /// through the whole network on its own thread: at batch 32 the per-layer products are too
+    /// small for two threads to share well, while whole slices scale. Results equal the unsplit
+    /// forward's up to float rounding (a slice's products have other shapes). Part of
+    /// `InferenceFusion`; never while a summary or the profiler is recording.
     public func callAsFunction(_ x: Tensor) throws -> Tensor {
+        if let slices = InferenceFusion.batchSlices(self, x) { return try forwardSplittingBatch(x, slices: slices) }
         let y = try forward(x)
         if let rec = SummaryRecorder.active { rec.record(self, input: x, output: y) }
         return y
+    }
+
+    /// `forward` over `slices` contiguous slices of the batch in parallel, concatenated.
+    private func forwardSplittingBatch(_ x: Tensor, slices: Int) throws -> Tensor {
+        let n = x.shape[0]
+        let bounds = (0...slices).map { $0 * n / slices }
+        let parts = try (0..<slices).map { try x.narrow(0, start: bounds[$0], length: bounds[$0 + 1] - bounds[$0]) }
+        var results = [Result<Tensor, Error>?](repeating: nil, count: slices)
+        results.withUnsafeMutableBufferPointer { out in
+            parallelTasks(slices) { i in out[i] = Result { try self.forward(parts[i]) } }
+        }
+        guard let ys = try? results.map({ try $0!.get() }) else {
+            // Report the error with the caller's input (a slice's shape would mislead): rerun whole.
+            return try forward(x)
+        }
+        for (i, y) in ys.enumerated() where y.dim == 0 || y.shape[0] != parts[i].shape[0] {
+            throw TensorError(typeName, "forward of a batch slice of \(parts[i].shape[0]) gave shape \(y.shape); a per-sample module must keep the batch dim")
+        }
+        return try Tensor.cat(ys, dim: 0)
     }
 
     // MARK: Printing

@@ -10,6 +10,7 @@ import SSKDTensor
 /// `num_batches_tracked`; with `momentum == nil` the update is a cumulative average
 /// (factor 1 / num_batches_tracked). Eval: normalises with the running statistics.
 public final class BatchNorm2d: Module {
+    public override var isPerSampleInEval: Bool { true }
     /// eps and momentum (torchvision's EfficientNet-B5..B7 use eps 1e-3, momentum 0.01).
     public struct Settings: Equatable, Sendable {
         public var eps: Double

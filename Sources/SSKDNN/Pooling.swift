@@ -3,6 +3,7 @@
 import SSKDTensor
 
 public final class MaxPool2d: Module {
+    public override var isPerSampleInEval: Bool { true }
     public let kernelSize: [Int], stride: [Int], padding: [Int], dilation: [Int]
     public let ceilMode: Bool
     public init(kernelSize: [Int], stride: [Int]? = nil, padding: [Int] = [0], dilation: [Int] = [1], ceilMode: Bool = false) {
@@ -18,6 +19,7 @@ public final class MaxPool2d: Module {
 }
 
 public final class AvgPool2d: Module {
+    public override var isPerSampleInEval: Bool { true }
     public let kernelSize: [Int], stride: [Int], padding: [Int]
     public let ceilMode: Bool, countIncludePad: Bool
     public init(kernelSize: [Int], stride: [Int]? = nil, padding: [Int] = [0], ceilMode: Bool = false, countIncludePad: Bool = true) {
@@ -34,6 +36,7 @@ public final class AvgPool2d: Module {
 
 /// `nn.AdaptiveAvgPool2d`: averages each channel down to `outputSize` (`[1]` = global pooling).
 public final class AdaptiveAvgPool2d: Module {
+    public override var isPerSampleInEval: Bool { true }
     public let outputSize: [Int]
     public init(outputSize: [Int]) { self.outputSize = outputSize }
     public convenience init(_ outputSize: Int) { self.init(outputSize: [outputSize]) }
@@ -45,6 +48,8 @@ public final class AdaptiveAvgPool2d: Module {
 
 /// `nn.Flatten(start_dim=1, end_dim=-1)`.
 public final class Flatten: Module {
+    /// Per-sample when the batch dim is kept (a negative start depends on the input's rank).
+    public override var isPerSampleInEval: Bool { startDim >= 1 }
     public let startDim: Int, endDim: Int
     public init(startDim: Int = 1, endDim: Int = -1) { self.startDim = startDim; self.endDim = endDim }
     public override func forward(_ x: Tensor) throws -> Tensor { try x.flatten(start: startDim, end: endDim) }

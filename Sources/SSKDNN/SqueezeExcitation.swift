@@ -5,6 +5,7 @@
 import SSKDTensor
 
 public final class SqueezeExcitation: Module {
+    public override var isPerSampleInEval: Bool { true }
     public let inputChannels: Int, squeezeChannels: Int
     public let avgpool: AdaptiveAvgPool2d
     public let fc1: Conv2d, fc2: Conv2d

@@ -157,7 +157,7 @@ struct BenchOps: ParsableCommand {
         discussion: "scripts/bench_ops.sh runs this and scripts/reference/bench_ops.py (PyTorch) and prints the ratios."
     )
 
-    @Option(help: "Worker threads for our kernels and OpenBLAS.")
+    @Option(help: "Worker threads for our kernels (OpenBLAS runs single-threaded).")
     var threads: Int = 1
     @Option(help: "Batch size.")
     var batch: Int = 32

@@ -75,7 +75,7 @@ struct BenchTrain: ParsableCommand {
     var cases: String = trainBenchCases.map { $0.name }.joined(separator: ",")
     @Option(help: "Run exactly this case in this process and print one JSON line.")
     var `case`: String?
-    @Option(help: "Worker threads for our kernels and OpenBLAS.")
+    @Option(help: "Worker threads for our kernels (OpenBLAS runs single-threaded).")
     var threads: Int = 1
     @Option(help: "Untimed iterations first.")
     var warmup: Int = 3
@@ -91,7 +91,7 @@ struct BenchTrain: ParsableCommand {
     var json = false
     @Flag(help: "Also profile by op family (extra iterations after the timed ones).")
     var profile = false
-    @Flag(help: "Run eval forwards layer by layer (no conv + batch norm folding, no in-place activations).")
+    @Flag(help: "Run eval forwards layer by layer on the whole batch (no conv + batch norm folding, no in-place activations, no batch split across threads).")
     var noFusion = false
     @Flag(help: "List the cases and exit.")
     var list = false

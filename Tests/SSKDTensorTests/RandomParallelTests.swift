@@ -86,6 +86,74 @@ final class RandomParallelTests: XCTestCase {
         }
     }
 
+    /// sgemm splits a large product across our threads (OpenBLAS itself runs single-threaded).
+    /// OpenBLAS's micro-kernels round an element differently at a block's edge, so thread counts
+    /// agree to float rounding, and a repeated run at the same count agrees bit for bit. Both split
+    /// directions, all four transpose cases, a ragged split, alpha and accumulation into C.
+    func testMatmulAndConvAgreeAcrossThreadCounts() throws {
+        let saved = Runtime.threads
+        defer { try? Runtime.setThreads(saved) }
+        let g = Generator(seed: 21)
+        let wide = try Tensor.randn([40, 4601], generator: g)        // n split (ragged)
+        let w = try Tensor.randn([240, 40], generator: g)
+        let tall = try Tensor.randn([1000, 72], generator: g)        // m split (n small)
+        let r = try Tensor.randn([72, 24], generator: g)
+        let x = try Tensor.randn([8, 24, 12, 12], generator: g)
+        let cw = try Tensor.randn([96, 24, 1, 1], generator: g)
+        func compute() throws -> [[Float]] {
+            var out = [try w.matmul(wide).toArray(), try tall.matmul(r).toArray()]
+            // Transposed operands straight through sgemm, with beta = 1.
+            for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+                let (m, n, k) = (130, 300, 50)
+                let a = try Tensor.randn([m * k], generator: Generator(seed: 5)), b = try Tensor.randn([k * n], generator: Generator(seed: 6))
+                let c = try Tensor.randn([m * n], generator: Generator(seed: 7))
+                sgemm(transA: ta, transB: tb, m: m, n: n, k: k, alpha: 0.5, a: a.data, lda: ta ? m : k, b: b.data, ldb: tb ? k : n,
+                      beta: 1, c: c.data, ldc: n)
+                out.append(c.toArray())
+            }
+            let xg = x.detach(); xg.requiresGrad = true
+            let wg = cw.detach(); wg.requiresGrad = true
+            let y = try conv2d(xg, wg)
+            try (y * y).sum().backward()
+            out += [y.toArray(), xg.grad!.toArray(), wg.grad!.toArray()]
+            return out
+        }
+        try Runtime.setThreads(1)
+        let one = try compute()
+        try Runtime.setThreads(2)
+        let two = try compute()
+        let twoAgain = try compute()
+        try Runtime.setThreads(3)
+        let three = try compute()
+        for i in one.indices {
+            let scale = one[i].map { Swift.abs($0) }.max() ?? 1
+            let d2 = zip(one[i], two[i]).map { Swift.abs($0 - $1) }.max() ?? 0
+            let d3 = zip(one[i], three[i]).map { Swift.abs($0 - $1) }.max() ?? 0
+            XCTAssertLessThanOrEqual(Swift.max(d2, d3), 1e-5 * scale, "result \(i) differs between 1 and 2 / 3 threads by \(d2) / \(d3) (scale \(scale))")
+            XCTAssertTrue(two[i] == twoAgain[i], "result \(i) differs between two runs at 2 threads")
+        }
+    }
+
+    /// A parallel loop inside a parallel task runs serially in that task (no oversubscription),
+    /// and the caller's thread is not left marked.
+    func testNestedParallelLoopsRunSeriallyInTheirTask() throws {
+        let saved = Runtime.threads
+        defer { try? Runtime.setThreads(saved) }
+        try Runtime.setThreads(2)
+        XCTAssertEqual(Runtime.availableThreads, 2)
+        var inner = [Int](repeating: 0, count: 4)
+        inner.withUnsafeMutableBufferPointer { out in
+            parallelTasks(4) { i in
+                out[i] = Runtime.availableThreads
+                var chunks = 0
+                parallelFor(1 << 20, grain: 1 << 10) { _ in chunks += 1 }   // unsynchronised: must be serial
+                if chunks != 1 { out[i] = -chunks }
+            }
+        }
+        XCTAssertEqual(inner, [1, 1, 1, 1])
+        XCTAssertEqual(Runtime.availableThreads, 2)
+    }
+
     func testCreation() throws {
         assertClose(try Tensor.arange(0, 1, step: 0.25), [0, 0.25, 0.5, 0.75], shape: [4])
         assertClose(try Tensor.arange(5, 1, step: -2), [5, 3])
