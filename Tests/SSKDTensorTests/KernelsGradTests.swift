@@ -39,6 +39,18 @@ final class KernelsGradTests: XCTestCase {
         try conv([1, 4, 3, 3], [2, 4, 1, 1], bias: true, padding: [1])
     }
 
+    /// The batched pointwise path gives each thread a slice of images: uneven slices (5 images
+    /// on 3 threads) and more threads than images.
+    func testConvPointwiseSlicedAcrossThreads() throws {
+        let saved = Runtime.threads
+        defer { try? Runtime.setThreads(saved) }
+        try Runtime.setThreads(3)
+        try conv([5, 3, 3, 4], [4, 3, 1, 1], bias: true)
+        try conv([2, 4, 2, 3], [3, 4, 1, 1], bias: false)
+        try Runtime.setThreads(1)
+        try conv([5, 3, 3, 4], [4, 3, 1, 1], bias: true)
+    }
+
     func testConvGrouped() throws {
         try conv([2, 4, 5, 6], [6, 2, 3, 3], bias: true, padding: [1], groups: 2)
         try conv([1, 6, 7, 5], [3, 2, 3, 3], bias: false, stride: [2], padding: [1], groups: 3)

@@ -17,8 +17,9 @@
 // 1x1 convolutions there run as ONE GEMM over the batch on channel-major copies:
 //   xt [C, N*HW] = x transposed per image,  yt [O, N*HW] = w @ xt,  dw = dyt @ xt^T,  dxt = w^T @ dyt
 //
-// OpenBLAS threads itself, so GEMMs are issued from this thread one after another; only the
-// im2col / col2im / pack / bias loops run under parallelFor.
+// Threads: the batched pointwise path gives each thread a slice of images (pack, GEMM, unpack on
+// that thread); elsewhere sgemm splits each product across the threads and the im2col / col2im /
+// bias loops run under parallelFor.
 
 /// Validated geometry of one conv2d call.
 struct ConvGeometry {
@@ -134,17 +135,32 @@ func col2im(_ dx: UnsafeMutablePointer<Float>, _ col: UnsafePointer<Float>, _ g:
 
 // MARK: - Forward / backward
 
-/// [N, C, HW] -> [C, N*HW] (`toChannelMajor`) and back.
-func packChannelMajor(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, n: Int, c: Int, hw: Int) {
+/// Image boundaries of the batched pointwise slices: one slice per available thread.
+func pointwiseSlices(_ g: ConvGeometry) -> [Int] {
+    let parts = Swift.max(1, Swift.min(Runtime.availableThreads, g.n))
+    return (0...parts).map { $0 * g.n / parts }
+}
+
+/// [N, C, HW] -> [C, ld] with image `img` of channel `ch` at `ch * ld + img * HW` (ld defaults to
+/// N*HW; a larger ld writes a slice of images into a wider buffer).
+func packChannelMajor(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, n: Int, c: Int, hw: Int, ld: Int? = nil) {
+    let ld = ld ?? n * hw
     parallelFor(c, grain: grainFor(work: n * hw)) { chans in
         // Image-major so that the source is read sequentially.
-        for img in 0..<n { for ch in chans { copyFloats(dst + (ch * n + img) * hw, src + (img * c + ch) * hw, hw) } }
+        for img in 0..<n { for ch in chans { copyFloats(dst + ch * ld + img * hw, src + (img * c + ch) * hw, hw) } }
     }
 }
 
-func unpackChannelMajor(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, n: Int, c: Int, hw: Int) {
+/// [C, N*HW] -> [N, C, HW], adding `bias[ch]` when given.
+func unpackChannelMajor(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, n: Int, c: Int, hw: Int,
+                        bias: UnsafePointer<Float>? = nil) {
     parallelFor(c, grain: grainFor(work: n * hw)) { chans in
-        for img in 0..<n { for ch in chans { copyFloats(dst + (img * c + ch) * hw, src + (ch * n + img) * hw, hw) } }
+        for img in 0..<n {
+            for ch in chans {
+                let d = dst + (img * c + ch) * hw, s = src + (ch * n + img) * hw
+                if let bias { let b = bias[ch]; for i in 0..<hw { d[i] = s[i] + b } } else { copyFloats(d, s, hw) }
+            }
+        }
     }
 }
 
@@ -158,14 +174,19 @@ func conv2dForward(out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>
         return
     }
     if g.isBatchedPointwise {
-        let cols = g.n * g.hw
-        let xt = UnsafeMutablePointer<Float>.allocate(capacity: g.c * cols + g.o * cols)
-        defer { xt.deallocate() }
-        let yt = xt + g.c * cols
-        packChannelMajor(xt, input, n: g.n, c: g.c, hw: g.hw)
-        sgemm(transA: false, transB: false, m: g.o, n: cols, k: g.c, a: weight, lda: g.c, b: xt, ldb: cols, c: yt, ldc: cols)
-        unpackChannelMajor(out, yt, n: g.n, c: g.o, hw: g.hw)
-        if let bias { addChannelBias(out, bias, n: g.n, c: g.o, hw: g.ohw) }
+        // One slice of images per thread, each packed, multiplied and unpacked on its own thread
+        // (one fork-join; a slice stays in its core's cache between the three steps).
+        let slices = pointwiseSlices(g)
+        parallelTasks(slices.count - 1) { t in
+            let (lo, cnt) = (slices[t], slices[t + 1] - slices[t])
+            let cols = cnt * g.hw
+            let xt = UnsafeMutablePointer<Float>.allocate(capacity: (g.c + g.o) * cols)
+            defer { xt.deallocate() }
+            let yt = xt + g.c * cols
+            packChannelMajor(xt, input + lo * g.c * g.hw, n: cnt, c: g.c, hw: g.hw)
+            sgemm(transA: false, transB: false, m: g.o, n: cols, k: g.c, a: weight, lda: g.c, b: xt, ldb: cols, c: yt, ldc: cols)
+            unpackChannelMajor(out + lo * g.o * g.hw, yt, n: cnt, c: g.o, hw: g.hw, bias: bias)
+        }
         return
     }
     let (ckk, og, ohw) = (g.ckk, g.og, g.ohw)
@@ -196,18 +217,28 @@ func conv2dBackward(dinput: UnsafeMutablePointer<Float>?, dweight: UnsafeMutable
     if let dbias { channelSums(dbias, dout, n: g.n, c: g.o, hw: ohw) }
     guard dinput != nil || dweight != nil else { return }
     if g.isBatchedPointwise {
+        // Per slice of images (one per thread): pack dy (and x for dw) into the full
+        // channel-major buffers at the slice's columns, and compute the slice's dx. Then dw, a
+        // product over all columns, split across the threads by sgemm.
         let cols = g.n * g.hw
-        let buf = UnsafeMutablePointer<Float>.allocate(capacity: g.c * cols + g.o * cols)
+        let buf = UnsafeMutablePointer<Float>.allocate(capacity: (dweight != nil ? g.c * cols : 0) + g.o * cols)
         defer { buf.deallocate() }
-        let xt = buf, dyt = buf + g.c * cols
-        packChannelMajor(dyt, dout, n: g.n, c: g.o, hw: g.hw)
-        if let dweight {
-            packChannelMajor(xt, input, n: g.n, c: g.c, hw: g.hw)
-            sgemm(transA: false, transB: true, m: g.o, n: g.c, k: cols, a: dyt, lda: cols, b: xt, ldb: cols, c: dweight, ldc: g.c)
+        let dyt = buf, xt = buf + g.o * cols
+        let slices = pointwiseSlices(g)
+        parallelTasks(slices.count - 1) { t in
+            let (lo, cnt) = (slices[t], slices[t + 1] - slices[t])
+            let c0 = lo * g.hw, sc = cnt * g.hw
+            packChannelMajor(dyt + c0, dout + lo * g.o * g.hw, n: cnt, c: g.o, hw: g.hw, ld: cols)
+            if dweight != nil { packChannelMajor(xt + c0, input + lo * g.c * g.hw, n: cnt, c: g.c, hw: g.hw, ld: cols) }
+            if let dinput {
+                let dxt = UnsafeMutablePointer<Float>.allocate(capacity: g.c * sc)
+                defer { dxt.deallocate() }
+                sgemm(transA: true, transB: false, m: g.c, n: sc, k: g.o, a: weight, lda: g.c, b: dyt + c0, ldb: cols, c: dxt, ldc: sc)
+                unpackChannelMajor(dinput + lo * g.c * g.hw, dxt, n: cnt, c: g.c, hw: g.hw)
+            }
         }
-        if let dinput {
-            sgemm(transA: true, transB: false, m: g.c, n: cols, k: g.o, a: weight, lda: g.c, b: dyt, ldb: cols, c: xt, ldc: cols)
-            unpackChannelMajor(dinput, xt, n: g.n, c: g.c, hw: g.hw)
+        if let dweight {
+            sgemm(transA: false, transB: true, m: g.o, n: g.c, k: cols, a: dyt, lda: cols, b: xt, ldb: cols, c: dweight, ldc: g.c)
         }
         return
     }
