@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SSKDData
 import SSKDTensor
 
 /// One benchmarked op at one shape. The same list drives `scripts/reference/bench_ops.py`
@@ -181,6 +182,9 @@ struct BenchOps: ParsableCommand {
             return
         }
         try Runtime.setThreads(threads)
+        // The malloc settings of a training run (DataLoader.init applies them): freed activation
+        // buffers stay in the heap instead of being unmapped and faulted back in on every call.
+        Allocator.tuneForImages()
         switch clock ?? (threads == 1 ? "cpu" : "wall") {
         case "cpu": benchClock = CLOCK_PROCESS_CPUTIME_ID
         case "wall": benchClock = CLOCK_MONOTONIC
