@@ -39,16 +39,20 @@ final class KernelsGradTests: XCTestCase {
         try conv([1, 4, 3, 3], [2, 4, 1, 1], bias: true, padding: [1])
     }
 
-    /// The batched pointwise path gives each thread a slice of images: uneven slices (5 images
-    /// on 3 threads) and more threads than images.
-    func testConvPointwiseSlicedAcrossThreads() throws {
+    /// Every conv path gives each thread a slice of images (dw summed per slice): uneven slices
+    /// (5 images on 3 threads) and more threads than images, for the batched pointwise, per-image
+    /// pointwise, im2col and grouped paths.
+    func testConvSlicedAcrossThreads() throws {
         let saved = Runtime.threads
         defer { try? Runtime.setThreads(saved) }
-        try Runtime.setThreads(3)
-        try conv([5, 3, 3, 4], [4, 3, 1, 1], bias: true)
-        try conv([2, 4, 2, 3], [3, 4, 1, 1], bias: false)
-        try Runtime.setThreads(1)
-        try conv([5, 3, 3, 4], [4, 3, 1, 1], bias: true)
+        for threads in [3, 1] {
+            try Runtime.setThreads(threads)
+            try conv([5, 3, 3, 4], [4, 3, 1, 1], bias: true)                 // batched pointwise
+            try conv([2, 4, 2, 3], [3, 4, 1, 1], bias: false)
+            try conv([5, 2, 17, 16], [3, 2, 1, 1], bias: true)               // one GEMM per image
+            try conv([5, 3, 5, 7], [4, 3, 3, 3], bias: true, padding: [1])   // im2col
+            try conv([2, 4, 5, 6], [6, 2, 3, 3], bias: false, stride: [2], padding: [1], groups: 2)
+        }
     }
 
     func testConvGrouped() throws {

@@ -17,9 +17,10 @@
 // 1x1 convolutions there run as ONE GEMM over the batch on channel-major copies:
 //   xt [C, N*HW] = x transposed per image,  yt [O, N*HW] = w @ xt,  dw = dyt @ xt^T,  dxt = w^T @ dyt
 //
-// Threads: the batched pointwise path gives each thread a slice of images (pack, GEMM, unpack on
-// that thread); elsewhere sgemm splits each product across the threads and the im2col / col2im /
-// bias loops run under parallelFor.
+// Threads: every path gives each thread a contiguous slice of images and runs it on that thread
+// (pack or im2col, single-threaded GEMMs, unpack or col2im); only dw of the batched pointwise path,
+// one product over all images, is split by sgemm. Other paths sum dw per slice, then the slices'
+// partials in slice order.
 
 /// Validated geometry of one conv2d call.
 struct ConvGeometry {
@@ -135,10 +136,10 @@ func col2im(_ dx: UnsafeMutablePointer<Float>, _ col: UnsafePointer<Float>, _ g:
 
 // MARK: - Forward / backward
 
-/// Image boundaries of the batched pointwise slices: one slice per available thread.
-func pointwiseSlices(_ g: ConvGeometry) -> [Int] {
-    let parts = Swift.max(1, Swift.min(Runtime.availableThreads, g.n))
-    return (0...parts).map { $0 * g.n / parts }
+/// Boundaries of `n` images cut into one contiguous slice per available thread (none empty).
+func imageSlices(_ n: Int) -> [Int] {
+    let parts = Swift.max(1, Swift.min(Runtime.availableThreads, n))
+    return (0...parts).map { $0 * n / parts }
 }
 
 /// [N, C, HW] -> [C, ld] with image `img` of channel `ch` at `ch * ld + img * HW` (ld defaults to
@@ -176,7 +177,7 @@ func conv2dForward(out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>
     if g.isBatchedPointwise {
         // One slice of images per thread, each packed, multiplied and unpacked on its own thread
         // (one fork-join; a slice stays in its core's cache between the three steps).
-        let slices = pointwiseSlices(g)
+        let slices = imageSlices(g.n)
         parallelTasks(slices.count - 1) { t in
             let (lo, cnt) = (slices[t], slices[t + 1] - slices[t])
             let cols = cnt * g.hw
@@ -189,20 +190,27 @@ func conv2dForward(out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>
         }
         return
     }
+    // One slice of images per thread, image by image (im2col, GEMM) on that thread: per-image
+    // products are too small to split well, whole images are not.
     let (ckk, og, ohw) = (g.ckk, g.og, g.ohw)
-    let col: UnsafeMutablePointer<Float>? = g.isPointwise ? nil : .allocate(capacity: ckk * ohw)
-    defer { col?.deallocate() }
-    for n in 0..<g.n {
-        for grp in 0..<g.groups {
-            let x = input + (n * g.c + grp * g.cg) * g.hw
-            let b: UnsafePointer<Float>
-            if let col { im2col(col, x, g); b = UnsafePointer(col) } else { b = x }
-            sgemm(transA: false, transB: false, m: og, n: ohw, k: ckk,
-                  a: weight + grp * og * ckk, lda: ckk, b: b, ldb: ohw,
-                  c: out + (n * g.o + grp * og) * ohw, ldc: ohw)
+    let slices = imageSlices(g.n)
+    parallelTasks(slices.count - 1) { t in
+        let col: UnsafeMutablePointer<Float>? = g.isPointwise ? nil : .allocate(capacity: ckk * ohw)
+        defer { col?.deallocate() }
+        for n in slices[t]..<slices[t + 1] {
+            for grp in 0..<g.groups {
+                let x = input + (n * g.c + grp * g.cg) * g.hw
+                let b: UnsafePointer<Float>
+                if let col { im2col(col, x, g); b = UnsafePointer(col) } else { b = x }
+                sgemm(transA: false, transB: false, m: og, n: ohw, k: ckk,
+                      a: weight + grp * og * ckk, lda: ckk, b: b, ldb: ohw,
+                      c: out + (n * g.o + grp * og) * ohw, ldc: ohw)
+            }
+        }
+        if let bias {
+            addChannelBias(out + slices[t] * g.o * ohw, bias, n: slices[t + 1] - slices[t], c: g.o, hw: ohw)
         }
     }
-    if let bias { addChannelBias(out, bias, n: g.n, c: g.o, hw: ohw) }
 }
 
 /// Gradients of `conv2dForward`. Each destination that is non-nil is overwritten.
@@ -224,7 +232,7 @@ func conv2dBackward(dinput: UnsafeMutablePointer<Float>?, dweight: UnsafeMutable
         let buf = UnsafeMutablePointer<Float>.allocate(capacity: (dweight != nil ? g.c * cols : 0) + g.o * cols)
         defer { buf.deallocate() }
         let dyt = buf, xt = buf + g.o * cols
-        let slices = pointwiseSlices(g)
+        let slices = imageSlices(g.n)
         parallelTasks(slices.count - 1) { t in
             let (lo, cnt) = (slices[t], slices[t + 1] - slices[t])
             let c0 = lo * g.hw, sc = cnt * g.hw
@@ -242,32 +250,48 @@ func conv2dBackward(dinput: UnsafeMutablePointer<Float>?, dweight: UnsafeMutable
         }
         return
     }
-    let pointwise = g.isPointwise
-    let col: UnsafeMutablePointer<Float>? = pointwise ? nil : .allocate(capacity: ckk * ohw)
-    defer { col?.deallocate() }
-    if let dinput { dinput.update(repeating: 0, count: g.n * g.c * g.hw) }
-    for n in 0..<g.n {
-        for grp in 0..<g.groups {
-            let x = input + (n * g.c + grp * g.cg) * g.hw
-            let dy = dout + (n * g.o + grp * og) * ohw
-            let wg = weight + grp * og * ckk
-            if let dweight {
-                // dw[g] (og x ckk) (+)= dy (og x ohw) @ col^T (ohw x ckk)
-                let b: UnsafePointer<Float>
-                if let col { im2col(col, x, g); b = UnsafePointer(col) } else { b = x }
-                sgemm(transA: false, transB: true, m: og, n: ckk, k: ohw, a: dy, lda: ohw, b: b, ldb: ohw,
-                      beta: n == 0 ? 0 : 1, c: dweight + grp * og * ckk, ldc: ckk)
-            }
-            if let dinput {
-                let dx = dinput + (n * g.c + grp * g.cg) * g.hw
-                // dcol (ckk x ohw) = w[g]^T (ckk x og) @ dy (og x ohw)
-                if let col {
-                    sgemm(transA: true, transB: false, m: ckk, n: ohw, k: og, a: wg, lda: ckk, b: dy, ldb: ohw, c: col, ldc: ohw)
-                    col2im(dx, col, g)
-                } else {
-                    sgemm(transA: true, transB: false, m: ckk, n: ohw, k: og, a: wg, lda: ckk, b: dy, ldb: ohw, c: dx, ldc: ohw)
+    // One slice of images per thread. dx is per image; dw sums over images, so each slice after
+    // the first accumulates its own partial dw, added to the first slice's in slice order (the
+    // same order for a given thread count).
+    let slices = imageSlices(g.n)
+    let wsize = g.o * ckk
+    let partials: UnsafeMutablePointer<Float>? = dweight != nil && slices.count > 2 ? .allocate(capacity: (slices.count - 2) * wsize) : nil
+    defer { partials?.deallocate() }
+    parallelTasks(slices.count - 1) { t in
+        let col: UnsafeMutablePointer<Float>? = g.isPointwise ? nil : .allocate(capacity: ckk * ohw)
+        defer { col?.deallocate() }
+        let dw: UnsafeMutablePointer<Float>? = t == 0 ? dweight : partials.map { $0 + (t - 1) * wsize }
+        let lo = slices[t]
+        if let dinput { (dinput + lo * g.c * g.hw).update(repeating: 0, count: (slices[t + 1] - lo) * g.c * g.hw) }
+        for n in lo..<slices[t + 1] {
+            for grp in 0..<g.groups {
+                let x = input + (n * g.c + grp * g.cg) * g.hw
+                let dy = dout + (n * g.o + grp * og) * ohw
+                let wg = weight + grp * og * ckk
+                if let dw {
+                    // dw[g] (og x ckk) (+)= dy (og x ohw) @ col^T (ohw x ckk)
+                    let b: UnsafePointer<Float>
+                    if let col { im2col(col, x, g); b = UnsafePointer(col) } else { b = x }
+                    sgemm(transA: false, transB: true, m: og, n: ckk, k: ohw, a: dy, lda: ohw, b: b, ldb: ohw,
+                          beta: n == lo ? 0 : 1, c: dw + grp * og * ckk, ldc: ckk)
+                }
+                if let dinput {
+                    let dx = dinput + (n * g.c + grp * g.cg) * g.hw
+                    // dcol (ckk x ohw) = w[g]^T (ckk x og) @ dy (og x ohw)
+                    if let col {
+                        sgemm(transA: true, transB: false, m: ckk, n: ohw, k: og, a: wg, lda: ckk, b: dy, ldb: ohw, c: col, ldc: ohw)
+                        col2im(dx, col, g)
+                    } else {
+                        sgemm(transA: true, transB: false, m: ckk, n: ohw, k: og, a: wg, lda: ckk, b: dy, ldb: ohw, c: dx, ldc: ohw)
+                    }
                 }
             }
+        }
+    }
+    if let dweight, let partials {
+        for t in 0..<(slices.count - 2) {
+            let p = partials + t * wsize
+            for i in 0..<wsize { dweight[i] += p[i] }
         }
     }
 }
