@@ -176,8 +176,10 @@ func conv2dForward(out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>
     }
     if g.isBatchedPointwise {
         // One slice of images per thread, each packed, multiplied and unpacked on its own thread
-        // (one fork-join; a slice stays in its core's cache between the three steps).
-        let slices = imageSlices(g.n)
+        // (one fork-join; a slice stays in its core's cache between the three steps). Each thread
+        // packs all of w for its slice, so when w is the larger operand (more output channels than
+        // columns, as on 3x3 maps) the slice is the whole batch and sgemm splits the rows of w.
+        let slices = g.o <= g.n * g.hw ? imageSlices(g.n) : [0, g.n]
         parallelTasks(slices.count - 1) { t in
             let (lo, cnt) = (slices[t], slices[t + 1] - slices[t])
             let cols = cnt * g.hw
@@ -232,7 +234,7 @@ func conv2dBackward(dinput: UnsafeMutablePointer<Float>?, dweight: UnsafeMutable
         let buf = UnsafeMutablePointer<Float>.allocate(capacity: (dweight != nil ? g.c * cols : 0) + g.o * cols)
         defer { buf.deallocate() }
         let dyt = buf, xt = buf + g.o * cols
-        let slices = imageSlices(g.n)
+        let slices = g.c <= cols ? imageSlices(g.n) : [0, g.n]   // as in the forward, for dx = w^T dy
         parallelTasks(slices.count - 1) { t in
             let (lo, cnt) = (slices[t], slices[t + 1] - slices[t])
             let c0 = lo * g.hw, sc = cnt * g.hw
