@@ -4,7 +4,11 @@
 
 import SSKDTensor
 
-public final class ReLU: Module {
+/// An activation `BatchNorm2d` can fuse in training mode.
+protocol FusableActivation { var fused: FusedActivation { get } }
+
+public final class ReLU: Module, FusableActivation {
+    var fused: FusedActivation { .relu }
     public override var isPerSampleInEval: Bool { true }
     public let inplace: Bool
     public init(inplace: Bool = false) { self.inplace = inplace }
@@ -13,7 +17,8 @@ public final class ReLU: Module {
 }
 
 /// min(max(x, 0), 6).
-public final class ReLU6: Module {
+public final class ReLU6: Module, FusableActivation {
+    var fused: FusedActivation { .relu6 }
     public override var isPerSampleInEval: Bool { true }
     public let inplace: Bool
     public init(inplace: Bool = false) { self.inplace = inplace }
@@ -22,7 +27,8 @@ public final class ReLU6: Module {
 }
 
 /// x * sigmoid(x) (swish).
-public final class SiLU: Module {
+public final class SiLU: Module, FusableActivation {
+    var fused: FusedActivation { .silu }
     public override var isPerSampleInEval: Bool { true }
     public let inplace: Bool
     public init(inplace: Bool = false) { self.inplace = inplace }

@@ -34,7 +34,19 @@ open class Sequential: Module {
     open override func forward(_ x: Tensor) throws -> Tensor {
         if InferenceFusion.applies(to: self) { return try fusedForward(x) }
         var y = x
-        for (_, m) in children { y = try m(y) }
+        var i = 0
+        while i < children.count {
+            let m = children[i].module
+            // Training: BatchNorm2d -> ReLU / ReLU6 / SiLU as one op (`BatchNorm2d.fusesActivation`).
+            if let bn = m as? BatchNorm2d, bn.training, BatchNorm2d.fusesActivation, SummaryRecorder.active == nil,
+               i + 1 < children.count, let act = children[i + 1].module as? FusableActivation {
+                y = try bn.forward(y, activation: act.fused)
+                i += 2
+                continue
+            }
+            y = try m(y)
+            i += 1
+        }
         return y
     }
 

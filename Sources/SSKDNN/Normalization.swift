@@ -54,7 +54,15 @@ public final class BatchNorm2d: Module {
         runningMean.fill_(0); runningVar.fill_(1); numBatchesTracked.fill_(0)
     }
 
-    public override func forward(_ x: Tensor) throws -> Tensor {
+    /// Whether a `Sequential` runs this norm and a following ReLU / ReLU6 / SiLU as one fused op in
+    /// training mode (same results, one pass less each way, no intermediate tensor). On by default;
+    /// switch off to compare.
+    nonisolated(unsafe) public static var fusesActivation = true
+
+    public override func forward(_ x: Tensor) throws -> Tensor { try forward(x, activation: nil) }
+
+    /// The norm followed by `activation` (fused in training mode, see `batchNorm2d`).
+    public func forward(_ x: Tensor, activation: FusedActivation?) throws -> Tensor {
         guard x.dim == 4, x.shape[1] == numFeatures else {
             throw TensorError("BatchNorm2d", "expected input [N, \(numFeatures), H, W], got \(x.shape)")
         }
@@ -62,7 +70,7 @@ public final class BatchNorm2d: Module {
         // the count including this batch.
         let factor = settings.momentum.map(Float.init) ?? 1 / (numBatchesTracked.data[0] + 1)
         let y = try batchNorm2d(x, runningMean: runningMean, runningVar: runningVar, weight: weight, bias: bias,
-                                training: training, momentum: factor, eps: Float(settings.eps))
+                                training: training, momentum: factor, eps: Float(settings.eps), activation: activation)
         if training { numBatchesTracked.data[0] += 1 }
         return y
     }

@@ -59,8 +59,12 @@ public func conv2d(_ input: Tensor, _ weight: Tensor, bias: Tensor? = nil, strid
 /// unbiased batch variance for `runningVar` (exactly as PyTorch). In eval mode it uses the
 /// running statistics, which are then required. `weight` / `bias` (`[C]`) are the optional affine
 /// parameters. The running statistics are buffers: no gradient flows to them.
+///
+/// `activation` fuses an activation after the norm in training mode: `relu6(batch_norm(x))` (or
+/// relu / silu) in one pass, without the intermediate tensor, with results identical to the two
+/// ops in a row (see `FusedActivation`). Eval mode ignores it (`InferenceFusion` covers eval).
 public func batchNorm2d(_ input: Tensor, runningMean: Tensor?, runningVar: Tensor?, weight: Tensor?, bias: Tensor?,
-                        training: Bool, momentum: Float = 0.1, eps: Float = 1e-5) throws -> Tensor {
+                        training: Bool, momentum: Float = 0.1, eps: Float = 1e-5, activation: FusedActivation? = nil) throws -> Tensor {
     let op = "batch_norm"
     guard input.dim >= 2 else { throw TensorError(op, "expected an input of at least 2 dims [N, C, ...], got shape \(fmt(input.shape))") }
     let n = input.shape[0], c = input.shape[1], hw = input.shape.dropFirst(2).reduce(1, *)
@@ -96,20 +100,55 @@ public func batchNorm2d(_ input: Tensor, runningMean: Tensor?, runningVar: Tenso
         }
     }
     let out = Tensor(input.shape, zeroed: false)
-    batchNormForward(out: out.data, input: input.data, mean: mean, invstd: invstd, weight: weight.map { UnsafePointer($0.data) },
-                     bias: bias.map { UnsafePointer($0.data) }, n: n, c: c, hw: hw)
-    var inputs = [input]
-    if let weight { inputs.append(weight) }
-    if let bias { inputs.append(bias) }
-    return record(out, op, inputs) { [x = input, w = weight, b = bias] dy in
+    let wp = weight.map { UnsafePointer($0.data) }, bp = bias.map { UnsafePointer($0.data) }
+    switch training ? activation : nil {
+    case nil: batchNormForward(out: out.data, input: input.data, mean: mean, invstd: invstd, weight: wp, bias: bp, n: n, c: c, hw: hw)
+    case .relu?: batchNormForward(Relu.self, out: out.data, input: input.data, mean: mean, invstd: invstd, weight: wp, bias: bp, n: n, c: c, hw: hw)
+    case .relu6?: batchNormForward(Relu6.self, out: out.data, input: input.data, mean: mean, invstd: invstd, weight: wp, bias: bp, n: n, c: c, hw: hw)
+    case .silu?: batchNormForward(Silu.self, out: out.data, input: input.data, mean: mean, invstd: invstd, weight: wp, bias: bp, n: n, c: c, hw: hw)
+    }
+    if !training, let activation {
+        // Eval: the plain activation after the norm (same results, recorded as its own op).
+        let y = record(out, op, [input] + [weight, bias].compactMap { $0 }, batchNormGradient(input, weight, bias, stats, training: false, n: n, c: c, hw: hw))
+        switch activation {
+        case .relu: return y.relu()
+        case .relu6: return try y.relu6()
+        case .silu: return try y.silu()
+        }
+    }
+    return record(out, training ? activation.map { "batch_norm+\($0)" } ?? op : op, [input] + [weight, bias].compactMap { $0 },
+                  batchNormGradient(input, weight, bias, stats, training: training, activation: activation, n: n, c: c, hw: hw))
+}
+
+/// Activations `batchNorm2d` can fuse in training mode.
+public enum FusedActivation: String, Sendable {
+    case relu, relu6, silu
+}
+
+/// The backward of `batchNorm2d` (with the activation fused in training mode, if any).
+private func batchNormGradient(_ input: Tensor, _ weight: Tensor?, _ bias: Tensor?, _ stats: Tensor, training: Bool,
+                               activation: FusedActivation? = nil, n: Int, c: Int, hw: Int) -> (Tensor) throws -> [Tensor?] {
+    return { [x = input, w = weight, b = bias] dy in
         let dx = x.requiresGrad ? Tensor(x.shape, zeroed: false) : nil
         let dw = (w?.requiresGrad ?? false) ? Tensor([c], zeroed: false) : nil
         let db = (b?.requiresGrad ?? false) ? Tensor([c], zeroed: false) : nil
-        let wp = w.map { UnsafePointer($0.data) }
+        let wp = w.map { UnsafePointer($0.data) }, bp = b.map { UnsafePointer($0.data) }
         let mean = stats.data, invstd = stats.data + c
         if training {
-            batchNormBackwardTraining(dinput: dx?.data, dweight: dw?.data, dbias: db?.data, dout: dy.data, input: x.data,
-                                      mean: mean, invstd: invstd, weight: wp, n: n, c: c, hw: hw)
+            switch activation {
+            case nil:
+                batchNormBackwardTraining(dinput: dx?.data, dweight: dw?.data, dbias: db?.data, dout: dy.data, input: x.data,
+                                          mean: mean, invstd: invstd, weight: wp, n: n, c: c, hw: hw)
+            case .relu?:
+                batchNormBackwardTraining(Relu.self, dinput: dx?.data, dweight: dw?.data, dbias: db?.data, dout: dy.data, input: x.data,
+                                          mean: mean, invstd: invstd, weight: wp, bias: bp, n: n, c: c, hw: hw)
+            case .relu6?:
+                batchNormBackwardTraining(Relu6.self, dinput: dx?.data, dweight: dw?.data, dbias: db?.data, dout: dy.data, input: x.data,
+                                          mean: mean, invstd: invstd, weight: wp, bias: bp, n: n, c: c, hw: hw)
+            case .silu?:
+                batchNormBackwardTraining(Silu.self, dinput: dx?.data, dweight: dw?.data, dbias: db?.data, dout: dy.data, input: x.data,
+                                          mean: mean, invstd: invstd, weight: wp, bias: bp, n: n, c: c, hw: hw)
+            }
         } else {
             batchNormBackwardEval(dinput: dx?.data, dweight: dw?.data, dbias: db?.data, dout: dy.data, input: x.data,
                                   mean: mean, invstd: invstd, weight: wp, n: n, c: c, hw: hw)

@@ -118,6 +118,7 @@ public enum Profiler {
             if w[2] == 1 && w[3] == 1 { return "conv 1x1" }
             return "conv dense (stem)"
         case "batch_norm": return "batch norm"
+        case "batch_norm+relu", "batch_norm+relu6", "batch_norm+silu": return "batch norm + activation"
         case "relu", "relu6", "silu", "sigmoid", "hardswish", "hardsigmoid", "tanh":
             return pooledMap ? "SE" : "activations"
         case "mul":

@@ -43,7 +43,7 @@ let kdAlpha: Float = 0.5
 let kdTemperature: Float = 3
 
 /// The families in the order the profile table lists them.
-let profileFamilies = ["conv dense (stem)", "conv 1x1", "depthwise conv", "batch norm", "activations", "SE", "pooling", "linear",
+let profileFamilies = ["conv dense (stem)", "conv 1x1", "depthwise conv", "batch norm", "batch norm + activation", "activations", "SE", "pooling", "linear",
                        "dropout / stochastic depth", "residual add", "loss", "optimizer step", "zero_grad",
                        "autograd accumulate", "data movement", "elementwise (other)", "other"]
 
@@ -91,7 +91,7 @@ struct BenchTrain: ParsableCommand {
     var json = false
     @Flag(help: "Also profile by op family (extra iterations after the timed ones).")
     var profile = false
-    @Flag(help: "Run eval forwards layer by layer on the whole batch (no conv + batch norm folding, no in-place activations, no batch split across threads).")
+    @Flag(help: "Run forwards layer by layer: in eval on the whole batch (no conv + batch norm folding, no in-place activations, no batch split across threads), in training without batch norm + activation fusion.")
     var noFusion = false
     @Flag(help: "List the cases and exit.")
     var list = false
@@ -153,6 +153,7 @@ struct BenchTrain: ParsableCommand {
     func runCase(_ name: String) throws -> [String: Any] {
         try Runtime.setThreads(threads)
         InferenceFusion.enabled = !noFusion
+        BatchNorm2d.fusesActivation = !noFusion
         Allocator.tuneForImages()   // keep freed activations in the heap (see SSKDData/Allocator.swift)
         let rssStart = procStatusMiB("VmRSS")
         let spec = trainBenchCases.first { $0.name == name }!

@@ -45,6 +45,48 @@ final class InferenceFusionTests: XCTestCase {
     func testFusedEvalMatchesLayerByLayerMobileNetV2() throws { try check(try reducedMobileNetV2(), name: "mobilenet_v2") }
     func testFusedEvalMatchesLayerByLayerEfficientNet() throws { try check(try reducedEfficientNet(), name: "efficientnet") }
 
+    /// Training with batch norm + activation fused gives the same loss, running statistics and
+    /// gradients, bit for bit, as the layers one by one.
+    func testTrainingBatchNormActivationFusionChangesNothing() throws {
+        try XCTSkipUnless(kernelsAvailable(), "CNN kernels not implemented yet")
+        defer { BatchNorm2d.fusesActivation = true }
+        for (name, make) in [("mobilenet_v2", { try reducedMobileNetV2() as Module }), ("efficientnet", { try reducedEfficientNet() as Module })] {
+            let x = try Tensor.rand([3, 3, 40, 40], generator: Generator(seed: 4))
+            func step(fused: Bool) throws -> [[Float]] {
+                BatchNorm2d.fusesActivation = fused
+                Generator.manualSeed(5)
+                let model = try make()
+                model.train()
+                let loss = try model(x).logSoftmax(1).mean()
+                try loss.backward()
+                return [[try loss.item()]] + model.parameters().map { $0.grad?.toArray() ?? [] } + model.namedBuffers().map { $0.tensor.toArray() }
+            }
+            let (fused, plain) = (try step(fused: true), try step(fused: false))
+            XCTAssertEqual(fused.count, plain.count)
+            XCTAssertGreaterThan(plain.count, 10)
+            for i in plain.indices { XCTAssertEqual(fused[i], plain[i], "\(name): entry \(i) differs with fusion") }
+        }
+    }
+
+    func testTrainingFusionIsUsedOnlyWhereItApplies() throws {
+        try XCTSkipUnless(kernelsAvailable(), "CNN kernels not implemented yet")
+        defer { BatchNorm2d.fusesActivation = true }
+        let x = try Tensor.rand([2, 3, 6, 6], generator: Generator(seed: 1)).requiringGrad()
+        let relu6 = try Conv2dNormActivation(3, 4, kernelSize: 3, activation: { ReLU6(inplace: true) })
+        XCTAssertEqual(try relu6(x).gradFn?.name, "batch_norm+relu6")
+        let silu = try Conv2dNormActivation(3, 4, kernelSize: 3, activation: { SiLU(inplace: true) })
+        XCTAssertEqual(try silu(x).gradFn?.name, "batch_norm+silu")
+        let hardswish = try Conv2dNormActivation(3, 4, kernelSize: 3, activation: { Hardswish() })
+        XCTAssertEqual(try hardswish(x).gradFn?.name, "hardswish")
+        let noAct = try Conv2dNormActivation(3, 4, kernelSize: 3, activation: nil)
+        XCTAssertEqual(try noAct(x).gradFn?.name, "batch_norm")
+        BatchNorm2d.fusesActivation = false
+        XCTAssertEqual(try relu6(x).gradFn?.name, "relu6")
+        BatchNorm2d.fusesActivation = true
+        relu6.eval()
+        XCTAssertEqual(try relu6(x).gradFn?.name, "relu6", "eval with grad mode runs layer by layer")
+    }
+
     func testTrainingModeIsNeverFused() throws {
         try XCTSkipUnless(kernelsAvailable(), "CNN kernels not implemented yet")
         let block = try Conv2dNormActivation(3, 4, kernelSize: 3, activation: { ReLU6(inplace: true) })

@@ -102,6 +102,46 @@ final class KernelsGradTests: XCTestCase {
         }
     }
 
+    /// Batch norm with a fused activation gives exactly what the norm followed by the activation
+    /// gives (outputs, running statistics and every gradient, bit for bit): planes of 8+ values
+    /// with a ragged tail, planes under 8 values, with and without the affine parameters, training
+    /// and eval. Plus a finite-difference check of the fused silu (smooth everywhere).
+    func testBatchNormFusedActivationMatchesTwoOps() throws {
+        for shape in [[3, 4, 3, 5], [4, 3, 2, 3], [2, 2, 4, 4]] {
+            for act in [FusedActivation.relu, .relu6, .silu] {
+                for affine in [true, false] {
+                    for training in [true, false] {
+                        let g = Generator(seed: 11)
+                        let x0 = try Tensor.randn(shape, generator: g).mul(3)
+                        let w0 = try Tensor.randn([shape[1]], generator: g), b0 = try Tensor.randn([shape[1]], generator: g)
+                        let dy = try Tensor.randn(shape, generator: g)
+                        func run(fused: Bool) throws -> [[Float]] {
+                            let x = x0.detach().requiringGrad()
+                            let w = affine ? w0.detach().requiringGrad() : nil, b = affine ? b0.detach().requiringGrad() : nil
+                            let rm = try Tensor.zeros([shape[1]]).add(0.1), rv = try Tensor.ones([shape[1]]).mul(2)
+                            var y: Tensor
+                            if fused {
+                                y = try batchNorm2d(x, runningMean: rm, runningVar: rv, weight: w, bias: b, training: training, activation: act)
+                            } else {
+                                y = try batchNorm2d(x, runningMean: rm, runningVar: rv, weight: w, bias: b, training: training)
+                                switch act { case .relu: y = y.relu(); case .relu6: y = try y.relu6(); case .silu: y = try y.silu() }
+                            }
+                            try (y * dy).sum().backward()
+                            return [y.toArray(), rm.toArray(), rv.toArray(), x.grad!.toArray(), w?.grad?.toArray() ?? [], b?.grad?.toArray() ?? []]
+                        }
+                        let (fused, plain) = (try run(fused: true), try run(fused: false))
+                        for i in plain.indices {
+                            XCTAssertEqual(fused[i], plain[i], "\(act) \(shape) affine \(affine) training \(training): result \(i) differs")
+                        }
+                    }
+                }
+            }
+        }
+        try assertGrad([try randn([3, 3, 4, 5]), try randn([3]), try randn([3])], "bn train + silu", eps: 1e-2) { t in
+            try batchNorm2d(t[0], runningMean: nil, runningVar: nil, weight: t[1], bias: t[2], training: true, activation: .silu)
+        }
+    }
+
     func testBatchNormEval() throws {
         let rm = try Tensor([0.1, -0.2, 0.3]), rv = try Tensor([0.5, 1.5, 2.0])
         try assertGrad([try randn([2, 3, 3, 4]), try randn([3]), try randn([3])], "bn eval affine", eps: 1e-2) { t in

@@ -115,6 +115,16 @@ protocol LaneGrad { static func apply(_ dy: SIMD8<Float>, _ x: SIMD8<Float>) -> 
 /// 1 / (1 + e^-x) for 8 lanes (tiny values for very negative x stay exact).
 @inline(__always) func sigmoid8(_ x: SIMD8<Float>) -> SIMD8<Float> { sigmoidParts8(x).s }
 
+/// relu as `Tensor.relu` computes it (NaN -> 0; the gradient passes where x > 0), for fusion.
+enum Relu: LaneMap, LaneGrad {
+    @inline(__always) static func apply(_ v: SIMD8<Float>) -> SIMD8<Float> {
+        SIMD8<Float>().replacing(with: v, where: v .> 0)
+    }
+    @inline(__always) static func apply(_ g: SIMD8<Float>, _ v: SIMD8<Float>) -> SIMD8<Float> {
+        SIMD8<Float>().replacing(with: g, where: v .> 0)
+    }
+}
+
 enum Relu6: LaneMap, LaneGrad {
     // NaN passes through like PyTorch's hardtanh (comparisons with NaN are false).
     @inline(__always) static func apply(_ v: SIMD8<Float>) -> SIMD8<Float> {

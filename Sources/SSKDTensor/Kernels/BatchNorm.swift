@@ -14,6 +14,12 @@
 //            dx = gamma * invstd * (dy - dbeta / M - xhat * dgamma / M)
 // Eval is a per-channel affine map: dx = dy * gamma * invstd.
 //
+// Fused activation (training): out = act(y) is written instead of y, and the backward takes
+// d(out); it recomputes y = x * scale + shift exactly as the forward did and forms
+// dy = act'(y) * d(out) on the fly inside both of its passes. The results are bit for bit those of
+// batch norm followed by the activation, with two full passes over the tensor (and the tensor y
+// itself) saved.
+//
 // Tasks own ranges of channels. Inside a task the planes are visited image-major (image 0's
 // planes of the range, then image 1's, ...), i.e. in memory order: on small maps (6x6, 3x3) a
 // channel-major walk would jump N times per channel between far-apart 36- or 144-byte planes, and
@@ -77,46 +83,68 @@ func batchNormStats(mean: UnsafeMutablePointer<Float>, variance: UnsafeMutablePo
     }
 }
 
-/// y = x * scale[c] + shift[c] over x [N, C, HW].
-func channelAffine(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, scale: UnsafePointer<Float>, shift: UnsafePointer<Float>,
-                   n: Int, c: Int, hw: Int) {
+/// The identity map: batch norm without a fused activation.
+enum NoActivation: LaneMap, LaneGrad {
+    @inline(__always) static func apply(_ v: SIMD8<Float>) -> SIMD8<Float> { v }
+    @inline(__always) static func apply(_ g: SIMD8<Float>, _ v: SIMD8<Float>) -> SIMD8<Float> { g }
+}
+
+/// y = x * scale[c] + shift[c] over x [N, C, HW]; `F(y)` is stored when an activation is fused.
+func channelAffine<F: LaneMap>(_: F.Type, _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,
+                               scale: UnsafePointer<Float>, shift: UnsafePointer<Float>, n: Int, c: Int, hw: Int) {
     parallelFor(n * c, grain: grainFor(work: hw)) { planes in
         for p in planes {
             let ch = p % c
             let a = SIMD8<Float>(repeating: scale[ch]), b = SIMD8<Float>(repeating: shift[ch])
             let src = x + p * hw, dst = y + p * hw
             guard hw >= 8 else {
-                for i in 0..<hw { dst[i] = src[i] * scale[ch] + shift[ch] }
+                for i in 0..<hw { dst[i] = F.apply(SIMD8(repeating: src[i] * scale[ch] + shift[ch]))[0] }
                 continue
             }
             var i = 0
-            while i + 8 <= hw { store8(b.addingProduct(load8(src + i), a), dst + i); i += 8 }
+            while i + 8 <= hw { store8(F.apply(b.addingProduct(load8(src + i), a)), dst + i); i += 8 }
             // Ragged tail: redo the plane's last 8 values (the overlap gets the same results).
-            if i < hw { store8(b.addingProduct(load8(src + hw - 8), a), dst + hw - 8) }
+            if i < hw { store8(F.apply(b.addingProduct(load8(src + hw - 8), a)), dst + hw - 8) }
         }
     }
 }
 
-/// Forward: normalises x with `mean` / `invstd` and the optional affine parameters.
-func batchNormForward(out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, mean: UnsafePointer<Float>, invstd: UnsafePointer<Float>,
-                      weight: UnsafePointer<Float>?, bias: UnsafePointer<Float>?, n: Int, c: Int, hw: Int) {
-    let scale = UnsafeMutablePointer<Float>.allocate(capacity: 2 * c)
-    defer { scale.deallocate() }
-    let shift = scale + c
+/// Per-channel (scale, shift) of the normalisation: y = x * scale + shift.
+func batchNormScaleShift(_ scale: UnsafeMutablePointer<Float>, _ shift: UnsafeMutablePointer<Float>, mean: UnsafePointer<Float>,
+                         invstd: UnsafePointer<Float>, weight: UnsafePointer<Float>?, bias: UnsafePointer<Float>?, c: Int) {
     for ch in 0..<c {
         let gamma = weight?[ch] ?? 1, beta = bias?[ch] ?? 0
         scale[ch] = invstd[ch] * gamma
         shift[ch] = beta - mean[ch] * scale[ch]
     }
-    channelAffine(out, input, scale: scale, shift: shift, n: n, c: c, hw: hw)
+}
+
+/// Forward: normalises x with `mean` / `invstd` and the optional affine parameters, then applies
+/// the fused activation `F` (`NoActivation` for plain batch norm).
+func batchNormForward<F: LaneMap>(_: F.Type = NoActivation.self, out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>,
+                                  mean: UnsafePointer<Float>, invstd: UnsafePointer<Float>,
+                                  weight: UnsafePointer<Float>?, bias: UnsafePointer<Float>?, n: Int, c: Int, hw: Int) {
+    let scale = UnsafeMutablePointer<Float>.allocate(capacity: 2 * c)
+    defer { scale.deallocate() }
+    let shift = scale + c
+    batchNormScaleShift(scale, shift, mean: mean, invstd: invstd, weight: weight, bias: bias, c: c)
+    channelAffine(F.self, out, input, scale: scale, shift: shift, n: n, c: c, hw: hw)
 }
 
 /// Backward in training mode (batch statistics). `dweight`/`dbias` get sum(dy * xhat) / sum(dy);
-/// `dinput` (if non-nil) the full gradient through the batch statistics.
-func batchNormBackwardTraining(dinput: UnsafeMutablePointer<Float>?, dweight: UnsafeMutablePointer<Float>?, dbias: UnsafeMutablePointer<Float>?,
-                               dout: UnsafePointer<Float>, input: UnsafePointer<Float>, mean: UnsafePointer<Float>, invstd: UnsafePointer<Float>,
-                               weight: UnsafePointer<Float>?, n: Int, c: Int, hw: Int) {
+/// `dinput` (if non-nil) the full gradient through the batch statistics. With a fused activation
+/// `G`, `dout` is the gradient of act(y) and dy = G(dout, y) is formed on the fly (y recomputed
+/// from x with the forward's own scale and shift, which need `bias`).
+func batchNormBackwardTraining<G: LaneGrad>(_: G.Type = NoActivation.self, dinput: UnsafeMutablePointer<Float>?,
+                                            dweight: UnsafeMutablePointer<Float>?, dbias: UnsafeMutablePointer<Float>?,
+                                            dout: UnsafePointer<Float>, input: UnsafePointer<Float>, mean: UnsafePointer<Float>,
+                                            invstd: UnsafePointer<Float>, weight: UnsafePointer<Float>?, bias: UnsafePointer<Float>? = nil,
+                                            n: Int, c: Int, hw: Int) {
     let count = Float(n * hw)
+    let fused = G.self != NoActivation.self
+    let affine = UnsafeMutablePointer<Float>.allocate(capacity: fused ? 2 * c : 0)
+    defer { affine.deallocate() }
+    if fused { batchNormScaleShift(affine, affine + c, mean: mean, invstd: invstd, weight: weight, bias: bias, c: c) }
     parallelFor(c, grain: grainFor(work: 2 * n * hw)) { chans in
         let lo = chans.lowerBound, cc = chans.count
         // Pass 1: per channel, sum dy and sum dy * (x - mean) (Double lanes, planes in image order).
@@ -127,11 +155,16 @@ func batchNormBackwardTraining(dinput: UnsafeMutablePointer<Float>?, dweight: Un
         for img in 0..<n {
             for j in 0..<cc {
                 let ch = lo + j, off = (img * c + ch) * hw, mu = mean[ch]
+                let sc = fused ? affine[ch] : 0, sh = fused ? affine[c + ch] : 0
                 if hw >= 8 {
-                    let (a, b) = gradMoments(dout + off, input + off, count: hw, mean: SIMD8(repeating: mu))
+                    let (a, b) = gradMoments(G.self, dout + off, input + off, count: hw, mean: SIMD8(repeating: mu),
+                                             scale: SIMD8(repeating: sc), shift: SIMD8(repeating: sh))
                     acc[j] += SIMD8<Double>(a); acc[cc + j] += SIMD8<Double>(b)
                 } else {
-                    for i in 0..<hw { acc[j][0] += Double(dout[off + i]); acc[cc + j][0] += Double(dout[off + i] * (input[off + i] - mu)) }
+                    for i in 0..<hw {
+                        let g = fusedGrad(G.self, dout[off + i], input[off + i], sc, sh)
+                        acc[j][0] += Double(g); acc[cc + j][0] += Double(g * (input[off + i] - mu))
+                    }
                 }
             }
         }
@@ -151,48 +184,64 @@ func batchNormBackwardTraining(dinput: UnsafeMutablePointer<Float>?, dweight: Un
         // Pass 2, again image-major.
         for img in 0..<n {
             for j in 0..<cc {
-                let off = (img * c + lo + j) * hw
+                let ch = lo + j, off = (img * c + ch) * hw
                 let xr = input + off, gr = dout + off, dr = dinput + off
                 let mv = coef[4 * j], kv = coef[4 * j + 1], c0v = coef[4 * j + 2], c1v = coef[4 * j + 3]
+                let sc = fused ? affine[ch] : 0, sh = fused ? affine[c + ch] : 0
                 guard hw >= 8 else {
-                    for i in 0..<hw { dr[i] = kv[0] * (gr[i] + c0v[0] + (xr[i] - mv[0]) * c1v[0]) }
+                    for i in 0..<hw { dr[i] = kv[0] * (fusedGrad(G.self, gr[i], xr[i], sc, sh) + c0v[0] + (xr[i] - mv[0]) * c1v[0]) }
                     continue
+                }
+                let scv = SIMD8<Float>(repeating: sc), shv = SIMD8<Float>(repeating: sh)
+                @inline(__always) func grad(_ i: Int) -> SIMD8<Float> {
+                    let x = load8(xr + i)
+                    return G.apply(load8(gr + i), shv.addingProduct(x, scv))
                 }
                 var i = 0
                 while i + 8 <= hw {
-                    store8(((load8(gr + i) + c0v).addingProduct(load8(xr + i) - mv, c1v)) * kv, dr + i)
+                    store8(((grad(i) + c0v).addingProduct(load8(xr + i) - mv, c1v)) * kv, dr + i)
                     i += 8
                 }
                 // Ragged tail: redo the plane's last 8 values (same results on the overlap).
                 if i < hw {
                     let t = hw - 8
-                    store8(((load8(gr + t) + c0v).addingProduct(load8(xr + t) - mv, c1v)) * kv, dr + t)
+                    store8(((grad(t) + c0v).addingProduct(load8(xr + t) - mv, c1v)) * kv, dr + t)
                 }
             }
         }
     }
 }
 
+/// dy of one value under a fused activation: G(dout, x * scale + shift), computed the way the
+/// forward's scalar path computed y (for planes under 8 values).
+@inline(__always) func fusedGrad<G: LaneGrad>(_: G.Type, _ dout: Float, _ x: Float, _ scale: Float, _ shift: Float) -> Float {
+    G.self == NoActivation.self ? dout : G.apply(SIMD8(repeating: dout), SIMD8(repeating: x * scale + shift))[0]
+}
+
 /// Lane partials of (sum g, sum g * (x - mean)) over one plane of `count` (>= 8) floats (tails as
-/// in `shiftedMoments`).
-@inline(__always) func gradMoments(_ g: UnsafePointer<Float>, _ x: UnsafePointer<Float>, count: Int,
-                                   mean: SIMD8<Float>) -> (SIMD8<Float>, SIMD8<Float>) {
+/// in `shiftedMoments`), with g = G(dout, x * scale + shift).
+@inline(__always) func gradMoments<G: LaneGrad>(_: G.Type, _ dout: UnsafePointer<Float>, _ x: UnsafePointer<Float>, count: Int,
+                                                mean: SIMD8<Float>, scale: SIMD8<Float>, shift: SIMD8<Float>) -> (SIMD8<Float>, SIMD8<Float>) {
+    @inline(__always) func grad(_ i: Int, _ xv: SIMD8<Float>) -> SIMD8<Float> { G.apply(load8(dout + i), shift.addingProduct(xv, scale)) }
     var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), b0 = SIMD8<Float>(), b1 = SIMD8<Float>()
     var i = 0
     while i + 16 <= count {
-        let g0 = load8(g + i), g1 = load8(g + i + 8)
-        a0 += g0; b0 = b0.addingProduct(g0, load8(x + i) - mean)
-        a1 += g1; b1 = b1.addingProduct(g1, load8(x + i + 8) - mean)
+        let x0 = load8(x + i), x1 = load8(x + i + 8)
+        let g0 = grad(i, x0), g1 = grad(i + 8, x1)
+        a0 += g0; b0 = b0.addingProduct(g0, x0 - mean)
+        a1 += g1; b1 = b1.addingProduct(g1, x1 - mean)
         i += 16
     }
     if i + 8 <= count {
-        let g0 = load8(g + i)
-        a0 += g0; b0 = b0.addingProduct(g0, load8(x + i) - mean)
+        let x0 = load8(x + i)
+        let g0 = grad(i, x0)
+        a0 += g0; b0 = b0.addingProduct(g0, x0 - mean)
         i += 8
     }
     if i < count {
-        let gt = keepLast(load8(g + count - 8), count - i)
-        a1 += gt; b1 = b1.addingProduct(gt, load8(x + count - 8) - mean)
+        let xt = load8(x + count - 8)
+        let gt = keepLast(grad(count - 8, xt), count - i)
+        a1 += gt; b1 = b1.addingProduct(gt, xt - mean)
     }
     return (a0 + a1, b0 + b1)
 }
@@ -211,5 +260,5 @@ func batchNormBackwardEval(dinput: UnsafeMutablePointer<Float>?, dweight: Unsafe
     defer { scale.deallocate() }
     let zero = scale + c
     for ch in 0..<c { scale[ch] = (weight?[ch] ?? 1) * invstd[ch]; zero[ch] = 0 }
-    channelAffine(dinput, dout, scale: scale, shift: zero, n: n, c: c, hw: hw)
+    channelAffine(NoActivation.self, dinput, dout, scale: scale, shift: zero, n: n, c: c, hw: hw)
 }
