@@ -228,14 +228,23 @@ enum FunctionalBindings {
         F.function("linear", "F.linear(input, weight [, bias]) -> Tensor", "input @ weight^T + bias; weight [out, in]") { c in
             c.push(try linear(try c.tensor(1), try c.tensor(2), bias: try c.optTensor(3)))
         }
-        F.function("batch_norm", "F.batch_norm(input, running_mean, running_var [, {weight, bias, training=false, momentum=0.1, eps=1e-5}]) -> Tensor",
-                   "batch norm over [N, C, H, W]; in training uses batch statistics and updates the running ones") { c in
+        F.function("batch_norm", "F.batch_norm(input, running_mean, running_var [, {weight, bias, training=false, momentum=0.1, eps=1e-5, activation}]) -> Tensor",
+                   "batch norm over [N, C, H, W]; in training uses batch statistics and updates the running ones; activation 'relu', 'relu6' or 'silu' is applied after it (fused in training)") { c in
             let x = try c.tensor(1), rm = try c.optTensor(2), rv = try c.optTensor(3)
             let o = try c.options(4)
             let w = try o.object("weight", Tensor.self, expected: "Tensor"), b = try o.object("bias", Tensor.self, expected: "Tensor")
             let training = try o.bool("training", default: false), momentum = try o.float("momentum", default: 0.1), eps = try o.float("eps", default: 1e-5)
+            let act = try o.string("activation")
             try o.finish()
-            return c.push(try batchNorm2d(x, runningMean: rm, runningVar: rv, weight: w, bias: b, training: training, momentum: momentum, eps: eps))
+            var activation: FusedActivation? = nil
+            if let act {
+                guard let a = FusedActivation(rawValue: act) else {
+                    throw LuaError("F.batch_norm: activation must be 'relu', 'relu6' or 'silu', got '\(act)'")
+                }
+                activation = a
+            }
+            return c.push(try batchNorm2d(x, runningMean: rm, runningVar: rv, weight: w, bias: b, training: training, momentum: momentum,
+                                          eps: eps, activation: activation))
         }
         func pool(_ name: String, _ summary: String, _ f: @escaping (Tensor, [Int], Options) throws -> Tensor) {
             F.function(name, "F.\(name)(input, kernel_size [, {stride=kernel_size, padding=0, ...}]) -> Tensor", summary) { c in

@@ -87,6 +87,18 @@ T.test("F CNN ops reach the kernels (or their error)", function()
   T.raises(function() F.max_pool2d(torch.zeros(1, 1, 4, 4), "2") end, "bad argument #2 to 'F.max_pool2d'")
   T.raises(function() F.dropout(torch.zeros(2), {q = 1}) end, "unknown option 'q'")
   T.raises(function() F.stochastic_depth(torch.zeros(2), 0.1, {mode = "col"}) end, "expected 'row' or 'batch'")
+  -- batch norm with a fused activation equals the norm followed by the activation
+  local x = torch.randn(4, 3, 5, 5) * 3
+  local w, b = torch.randn(3), torch.randn(3)
+  for _, training in ipairs{true, false} do
+    local opts = {weight = w, bias = b, training = training}
+    local plain = F.batch_norm(x, torch.zeros(3), torch.ones(3), opts):relu6()
+    opts.activation = "relu6"
+    local fused = F.batch_norm(x, torch.zeros(3), torch.ones(3), opts)
+    T.eq((fused - plain):abs():max():item(), 0)
+  end
+  T.raises(function() F.batch_norm(x, nil, nil, {training = true, activation = "tanh"}) end,
+           "activation must be 'relu', 'relu6' or 'silu', got 'tanh'")
 end)
 
 T.test("sskd.memory", function()
