@@ -57,6 +57,36 @@ final class KernelsGradTests: XCTestCase {
         }
     }
 
+    /// The direct pointwise kernel (maps of 16+ pixels) against OpenBLAS on the same inputs:
+    /// pixel counts that fill 16-wide blocks exactly or leave a ragged end, output counts that
+    /// leave row tails of 1 to 5, with and without bias; then finite differences through it.
+    func testDirectPointwiseMatchesGemm() throws {
+        defer { PointwiseKernel.direct = true }
+        for (x, w) in [([2, 5, 4, 4], [6, 5, 1, 1]), ([3, 4, 4, 5], [7, 4, 1, 1]), ([2, 9, 6, 6], [11, 9, 1, 1]),
+                       ([1, 3, 3, 11], [16, 3, 1, 1]), ([2, 13, 12, 12], [9, 13, 1, 1]), ([1, 2, 17, 3], [5, 2, 1, 1])] {
+            for bias in [true, false] {
+                let g = Generator(seed: 9)
+                let xt = try Tensor.randn(x, generator: g), wt = try Tensor.randn(w, generator: g), bt = try Tensor.randn([w[0]], generator: g)
+                let dy = try Tensor.randn([x[0], w[0], x[2], x[3]], generator: g)
+                func run(direct: Bool) throws -> [[Float]] {
+                    PointwiseKernel.direct = direct
+                    let xi = xt.detach().requiringGrad(), wi = wt.detach().requiringGrad(), bi = bias ? bt.detach().requiringGrad() : nil
+                    let y = try conv2d(xi, wi, bias: bi)
+                    try (y * dy).sum().backward()
+                    return [y.toArray(), xi.grad!.toArray(), wi.grad!.toArray()]
+                }
+                let (direct, blas) = (try run(direct: true), try run(direct: false))
+                for i in blas.indices {
+                    let scale = blas[i].map { Swift.abs($0) }.max() ?? 1
+                    let err = zip(direct[i], blas[i]).map { Swift.abs($0 - $1) }.max() ?? 0
+                    XCTAssertLessThanOrEqual(err, 1e-5 * Swift.max(scale, 1), "x\(x) w\(w) bias \(bias): result \(i) differs by \(err)")
+                }
+            }
+        }
+        try conv([2, 3, 4, 5], [7, 3, 1, 1], bias: true)
+        try conv([1, 8, 2, 9], [13, 8, 1, 1], bias: false)
+    }
+
     func testConvGrouped() throws {
         try conv([2, 4, 5, 6], [6, 2, 3, 3], bias: true, padding: [1], groups: 2)
         try conv([1, 6, 7, 5], [3, 2, 3, 3], bias: false, stride: [2], padding: [1], groups: 3)

@@ -42,6 +42,8 @@ struct ConvGeometry {
     var isPointwise: Bool { kh == 1 && kw == 1 && sh == 1 && sw == 1 && pt == 0 && pb == 0 && pl == 0 && pr == 0 }
     /// A pointwise convolution on a map small enough that one batched GEMM beats N small ones.
     var isBatchedPointwise: Bool { isPointwise && groups == 1 && n > 1 && hw <= 256 }
+    /// A pointwise convolution run by the direct kernel of Pointwise.swift (maps of 16+ pixels).
+    var isDirectPointwise: Bool { isPointwise && groups == 1 && hw >= 16 && PointwiseKernel.direct }
     /// One filter per input channel (channel multiplier O/C), handled by the direct kernels.
     var isDepthwise: Bool { groups == c && groups > 1 }
 
@@ -174,6 +176,16 @@ func conv2dForward(out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>
         linearForward(out: out, input: input, weight: weight, bias: bias, batch: g.n, inFeatures: g.c, outFeatures: g.o)
         return
     }
+    if g.isDirectPointwise {
+        // Image by image, straight from NCHW to NCHW; one slice of images per thread.
+        let slices = imageSlices(g.n)
+        parallelTasks(slices.count - 1) { t in
+            for img in slices[t]..<slices[t + 1] {
+                pointwiseDirect(out + img * g.o * g.hw, weight, lda: g.c, input + img * g.c * g.hw, bias: bias, m: g.o, k: g.c, pixels: g.hw)
+            }
+        }
+        return
+    }
     if g.isBatchedPointwise {
         // One slice of images per thread, each packed, multiplied and unpacked on its own thread
         // (one fork-join; a slice stays in its core's cache between the three steps). Each thread
@@ -226,6 +238,20 @@ func conv2dBackward(dinput: UnsafeMutablePointer<Float>?, dweight: UnsafeMutable
     }
     if let dbias { channelSums(dbias, dout, n: g.n, c: g.o, hw: ohw) }
     guard dinput != nil || dweight != nil else { return }
+    if g.isDirectPointwise, let dinput {
+        // dx[n] = w^T dy[n] by the direct kernel on w^T [C, O]; dw by the GEMM paths below.
+        let wt = UnsafeMutablePointer<Float>.allocate(capacity: g.o * g.c)
+        defer { wt.deallocate() }
+        for o in 0..<g.o { for c in 0..<g.c { wt[c * g.o + o] = weight[o * g.c + c] } }
+        let slices = imageSlices(g.n)
+        parallelTasks(slices.count - 1) { t in
+            for img in slices[t]..<slices[t + 1] {
+                pointwiseDirect(dinput + img * g.c * g.hw, wt, lda: g.o, dout + img * g.o * g.hw, bias: nil, m: g.c, k: g.o, pixels: g.hw)
+            }
+        }
+        conv2dBackward(dinput: nil, dweight: dweight, dbias: nil, dout: dout, input: input, weight: weight, g)
+        return
+    }
     if g.isBatchedPointwise {
         // Per slice of images (one per thread): pack dy (and x for dw) into the full
         // channel-major buffers at the slice's columns, and compute the slice's dx. Then dw, a
