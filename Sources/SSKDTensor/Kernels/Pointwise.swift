@@ -34,14 +34,17 @@ func pointwiseDirect(_ y: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>
     while j + 16 <= p { starts.append((j, true)); j += 16 }
     if j < p { starts.append(p >= 16 ? (p - 16, true) : (p - 8, false)) }
     if p > 8 && p < 16 { starts.append((0, false)) }   // 9..15 pixels: [0, 8) and [p - 8, p)
-    var i = 0
-    while i < m {
-        let rows = Swift.min(6, m - i)
-        for (j0, wide) in starts {
+    // Pixel blocks outside, rows inside: the block's K x 16 input panel stays in L1 while every
+    // row of a passes over it (a is re-read per pixel block: M*K floats per 16 pixels, against
+    // K*P per 6 rows the other way round).
+    for (j0, wide) in starts {
+        var i = 0
+        while i < m {
+            let rows = Swift.min(6, m - i)
             if rows == 6 && wide { block6x16(y + i * p + j0, a + i * lda, lda: lda, x + j0, bias.map { $0 + i }, k: k, p: p) }
             else { blockRx8(y + i * p + j0, a + i * lda, lda: lda, x + j0, bias.map { $0 + i }, rows: rows, k: k, p: p, width: wide ? 16 : 8) }
+            i += rows
         }
-        i += rows
     }
 }
 
