@@ -111,7 +111,7 @@ final class PoolingFastPathTests: XCTestCase {
 
     func testMaxPoolBackwardScattersPerPlane() throws {
         for (h, w) in sizes {
-            for g in geometries(planes: 2, h, w) where g.sh <= g.kh && g.sw <= g.kw {
+            for g in geometries(planes: 2, h, w) {
                 let x = tiesAndNaNs(2 * h * w, seed: UInt64(h * 100 + w))
                 let n = g.planes * g.oh * g.ow
                 var y = [Float](repeating: 0, count: n), ix = [Int32](repeating: 0, count: n)

@@ -9,6 +9,10 @@
 //   avg_pool2d:  same size formula without dilation; divisor = window area clipped to the padded
 //                input (count_include_pad) or to the input itself.
 //   adaptive_avg_pool2d: window of output row i spans rows floor(i*H/OH) ..< ceil((i+1)*H/OH).
+//
+// Without dilation (every avg pool, most max pools) the kernels are separable: per plane a
+// horizontal pass over the input rows fills a per-task [H, OW] buffer, and a vertical pass over
+// its rows gives y [OH, OW]; avg-pool backward gathers dx [H, W] row by row from dy / divisor.
 
 /// PyTorch's `pooling_output_shape`.
 func poolOutputSize(_ size: Int, kernel: Int, pad: Int, stride: Int, dilation: Int, ceilMode: Bool) -> Int {
