@@ -57,13 +57,15 @@ final class KernelsGradTests: XCTestCase {
         }
     }
 
-    /// The direct pointwise kernel (maps of 16+ pixels) against OpenBLAS on the same inputs:
+    /// The direct pointwise kernel (maps of 64+ pixels) against OpenBLAS on the same inputs:
     /// pixel counts that fill 16-wide blocks exactly or leave a ragged end, output counts that
-    /// leave row tails of 1 to 5, with and without bias; then finite differences through it.
+    /// leave row tails of 1 to 5, expansions and projections (dx on the direct kernel when C >= O),
+    /// with and without bias; then finite differences through it.
     func testDirectPointwiseMatchesGemm() throws {
         defer { PointwiseKernel.direct = true }
-        for (x, w) in [([2, 5, 4, 4], [6, 5, 1, 1]), ([3, 4, 4, 5], [7, 4, 1, 1]), ([2, 9, 6, 6], [11, 9, 1, 1]),
-                       ([1, 3, 3, 11], [16, 3, 1, 1]), ([2, 13, 12, 12], [9, 13, 1, 1]), ([1, 2, 17, 3], [5, 2, 1, 1])] {
+        for (x, w) in [([2, 5, 8, 8], [6, 5, 1, 1]), ([3, 4, 8, 9], [7, 4, 1, 1]), ([2, 9, 9, 9], [11, 9, 1, 1]),
+                       ([1, 3, 7, 11], [16, 3, 1, 1]), ([2, 13, 12, 12], [9, 13, 1, 1]), ([1, 2, 17, 5], [5, 2, 1, 1]),
+                       ([2, 17, 8, 10], [4, 17, 1, 1]), ([1, 12, 9, 8], [12, 12, 1, 1])] {
             for bias in [true, false] {
                 let g = Generator(seed: 9)
                 let xt = try Tensor.randn(x, generator: g), wt = try Tensor.randn(w, generator: g), bt = try Tensor.randn([w[0]], generator: g)
@@ -83,8 +85,8 @@ final class KernelsGradTests: XCTestCase {
                 }
             }
         }
-        try conv([2, 3, 4, 5], [7, 3, 1, 1], bias: true)
-        try conv([1, 8, 2, 9], [13, 8, 1, 1], bias: false)
+        try conv([2, 3, 8, 9], [7, 3, 1, 1], bias: true)
+        try conv([1, 13, 4, 17], [8, 13, 1, 1], bias: false)
     }
 
     func testConvGrouped() throws {

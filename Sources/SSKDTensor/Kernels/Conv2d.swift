@@ -42,8 +42,12 @@ struct ConvGeometry {
     var isPointwise: Bool { kh == 1 && kw == 1 && sh == 1 && sw == 1 && pt == 0 && pb == 0 && pl == 0 && pr == 0 }
     /// A pointwise convolution on a map small enough that one batched GEMM beats N small ones.
     var isBatchedPointwise: Bool { isPointwise && groups == 1 && n > 1 && hw <= 256 }
-    /// A pointwise convolution run by the direct kernel of Pointwise.swift (maps of 16+ pixels).
-    var isDirectPointwise: Bool { isPointwise && groups == 1 && hw >= 16 && PointwiseKernel.direct }
+    /// A pointwise convolution whose forward runs on the direct kernel of Pointwise.swift: maps
+    /// of 64+ pixels (at 6x6 and 3x3 the 16-pixel blocks waste lanes and the batched GEMM wins).
+    var isDirectPointwise: Bool { isPointwise && groups == 1 && hw >= 64 && PointwiseKernel.direct }
+    /// Its dx = w^T dy also runs there when it has at least as many rows as terms (C >= O, the
+    /// projections); expansions keep sgemm, which was faster for them (bench ops, 1 and 2 threads).
+    var isDirectPointwiseInputGrad: Bool { isDirectPointwise && c >= o }
     /// One filter per input channel (channel multiplier O/C), handled by the direct kernels.
     var isDepthwise: Bool { groups == c && groups > 1 }
 
@@ -238,7 +242,7 @@ func conv2dBackward(dinput: UnsafeMutablePointer<Float>?, dweight: UnsafeMutable
     }
     if let dbias { channelSums(dbias, dout, n: g.n, c: g.o, hw: ohw) }
     guard dinput != nil || dweight != nil else { return }
-    if g.isDirectPointwise, let dinput {
+    if g.isDirectPointwiseInputGrad, let dinput {
         // dx[n] = w^T dy[n] by the direct kernel on w^T [C, O]; dw by the GEMM paths below.
         let wt = UnsafeMutablePointer<Float>.allocate(capacity: g.o * g.c)
         defer { wt.deallocate() }

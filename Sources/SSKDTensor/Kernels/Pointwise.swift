@@ -9,40 +9,40 @@
 //
 // The micro-kernel holds a 6 x 16 block of y in twelve 8-lane accumulators: per k it loads 16
 // pixels of one input plane and broadcasts 6 weights (12 FMAs for 8 loads), enough independent
-// chains to keep both FMA ports busy. A pixel block that does not fill 16 lanes is taken as the
-// plane's last 8 or 16 pixels, overlapping the previous block: the overlap is recomputed with the
-// same values, so planes of 8 pixels or more need no masking and never read past their end.
-// OpenBLAS would pack x and the weights for every such product; on the 12x12 and 6x6 maps of a
-// 96-pixel input those copies cost as much as the arithmetic.
+// chains to keep both FMA ports busy. The ragged end of a plane is taken as its last 16 pixels,
+// overlapping the previous block: the overlap is recomputed with the same values, so no lane is
+// masked and no read goes past the plane.
+// OpenBLAS would pack x and the weights for every such product; on the 12x12 maps of a 96-pixel
+// input those copies cost as much as the arithmetic (forward 1.2-1.9x faster there than sgemm).
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// Which kernel runs 1x1 convolutions on maps of 16 or more pixels.
+/// Which kernel runs 1x1 convolutions on maps of 64 or more pixels (see `ConvGeometry`).
 public enum PointwiseKernel {
     /// The direct kernel (default), or OpenBLAS sgemm when false (`SSKD_POINTWISE=blas`, to compare).
     nonisolated(unsafe) public static var direct: Bool = getenv("SSKD_POINTWISE").map { String(cString: $0) != "blas" } ?? true
 }
 
-/// y [M, P] = a [M, K] @ x [K, P] (+ bias) for one image (P >= 8).
+/// y [M, P] = a [M, K] @ x [K, P] (+ bias) for one image (P >= 16).
 func pointwiseDirect(_ y: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, lda: Int, _ x: UnsafePointer<Float>,
                      bias: UnsafePointer<Float>?, m: Int, k: Int, pixels p: Int) {
-    // Pixel blocks: 16 wide, then the ragged end as the last 16 (or 8) pixels of the plane.
-    var starts: [(Int, Bool)] = []   // (first pixel, 16 wide?)
+    precondition(p >= 16, "pointwiseDirect needs planes of 16+ pixels")   // internal: callers check the geometry
+    // Pixel blocks of 16, the ragged end as the plane's last 16 pixels.
+    var starts: [Int] = []
     var j = 0
-    while j + 16 <= p { starts.append((j, true)); j += 16 }
-    if j < p { starts.append(p >= 16 ? (p - 16, true) : (p - 8, false)) }
-    if p > 8 && p < 16 { starts.append((0, false)) }   // 9..15 pixels: [0, 8) and [p - 8, p)
+    while j + 16 <= p { starts.append(j); j += 16 }
+    if j < p { starts.append(p - 16) }
     // Pixel blocks outside, rows inside: the block's K x 16 input panel stays in L1 while every
     // row of a passes over it (a is re-read per pixel block: M*K floats per 16 pixels, against
     // K*P per 6 rows the other way round).
-    for (j0, wide) in starts {
+    for j0 in starts {
         var i = 0
         while i < m {
             let rows = Swift.min(6, m - i)
-            if rows == 6 && wide { block6x16(y + i * p + j0, a + i * lda, lda: lda, x + j0, bias.map { $0 + i }, k: k, p: p) }
-            else { blockRx8(y + i * p + j0, a + i * lda, lda: lda, x + j0, bias.map { $0 + i }, rows: rows, k: k, p: p, width: wide ? 16 : 8) }
+            if rows == 6 { block6x16(y + i * p + j0, a + i * lda, lda: lda, x + j0, bias.map { $0 + i }, k: k, p: p) }
+            else { blockRx16(y + i * p + j0, a + i * lda, lda: lda, x + j0, bias.map { $0 + i }, rows: rows, k: k, p: p) }
             i += rows
         }
     }
@@ -78,11 +78,11 @@ func pointwiseDirect(_ y: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>
     store8(c50, y + 5 * p); store8(c51, y + 5 * p + 8)
 }
 
-/// A block of `rows` (<= 6) rows by `width` (8 or 16) pixels: the edges of `pointwiseDirect`.
-@inline(__always) private func blockRx8(_ y: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, lda: Int, _ x: UnsafePointer<Float>,
-                                        _ bias: UnsafePointer<Float>?, rows: Int, k: Int, p: Int, width: Int) {
+/// A block of `rows` (< 6) rows by 16 pixels: the last rows of `pointwiseDirect`.
+@inline(__always) private func blockRx16(_ y: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, lda: Int, _ x: UnsafePointer<Float>,
+                                         _ bias: UnsafePointer<Float>?, rows: Int, k: Int, p: Int) {
     var h = 0
-    while h < width {
+    while h < 16 {
         var r = 0
         while r < rows {
             // Two rows at a time (one when a single row is left).
