@@ -142,6 +142,9 @@ func batchNormBackwardTraining<G: LaneGrad>(_: G.Type = NoActivation.self, dinpu
                                             n: Int, c: Int, hw: Int) {
     let count = Float(n * hw)
     let fused = G.self != NoActivation.self
+    // silu's gradient costs an exp and a division per value: pass 1 keeps dy in `dinput` (as
+    // scratch) for pass 2 instead of computing it twice; relu / relu6 recompute it (a compare).
+    let keep: UnsafeMutablePointer<Float>? = G.self == Silu.self ? dinput : nil
     let affine = UnsafeMutablePointer<Float>.allocate(capacity: fused ? 2 * c : 0)
     defer { affine.deallocate() }
     if fused { batchNormScaleShift(affine, affine + c, mean: mean, invstd: invstd, weight: weight, bias: bias, c: c) }
@@ -158,11 +161,12 @@ func batchNormBackwardTraining<G: LaneGrad>(_: G.Type = NoActivation.self, dinpu
                 let sc = fused ? affine[ch] : 0, sh = fused ? affine[c + ch] : 0
                 if hw >= 8 {
                     let (a, b) = gradMoments(G.self, dout + off, input + off, count: hw, mean: SIMD8(repeating: mu),
-                                             scale: SIMD8(repeating: sc), shift: SIMD8(repeating: sh))
+                                             scale: SIMD8(repeating: sc), shift: SIMD8(repeating: sh), keep: keep.map { $0 + off })
                     acc[j] += SIMD8<Double>(a); acc[cc + j] += SIMD8<Double>(b)
                 } else {
                     for i in 0..<hw {
                         let g = fusedGrad(G.self, dout[off + i], input[off + i], sc, sh)
+                        keep?[off + i] = g
                         acc[j][0] += Double(g); acc[cc + j][0] += Double(g * (input[off + i] - mu))
                     }
                 }
@@ -188,25 +192,29 @@ func batchNormBackwardTraining<G: LaneGrad>(_: G.Type = NoActivation.self, dinpu
                 let xr = input + off, gr = dout + off, dr = dinput + off
                 let mv = coef[4 * j], kv = coef[4 * j + 1], c0v = coef[4 * j + 2], c1v = coef[4 * j + 3]
                 let sc = fused ? affine[ch] : 0, sh = fused ? affine[c + ch] : 0
+                let kept = keep != nil
                 guard hw >= 8 else {
-                    for i in 0..<hw { dr[i] = kv[0] * (fusedGrad(G.self, gr[i], xr[i], sc, sh) + c0v[0] + (xr[i] - mv[0]) * c1v[0]) }
+                    for i in 0..<hw {
+                        let g = kept ? dr[i] : fusedGrad(G.self, gr[i], xr[i], sc, sh)
+                        dr[i] = kv[0] * (g + c0v[0] + (xr[i] - mv[0]) * c1v[0])
+                    }
                     continue
                 }
                 let scv = SIMD8<Float>(repeating: sc), shv = SIMD8<Float>(repeating: sh)
                 @inline(__always) func grad(_ i: Int) -> SIMD8<Float> {
+                    if kept { return load8(dr + i) }
                     let x = load8(xr + i)
                     return G.apply(load8(gr + i), shv.addingProduct(x, scv))
                 }
+                // The ragged tail redoes the plane's last 8 values (same results on the overlap);
+                // its kept dy is read before the main loop overwrites part of it.
+                let t = hw - 8, tailGrad = hw % 8 != 0 ? grad(t) : SIMD8<Float>()
                 var i = 0
                 while i + 8 <= hw {
                     store8(((grad(i) + c0v).addingProduct(load8(xr + i) - mv, c1v)) * kv, dr + i)
                     i += 8
                 }
-                // Ragged tail: redo the plane's last 8 values (same results on the overlap).
-                if i < hw {
-                    let t = hw - 8
-                    store8(((grad(t) + c0v).addingProduct(load8(xr + t) - mv, c1v)) * kv, dr + t)
-                }
+                if i < hw { store8(((tailGrad + c0v).addingProduct(load8(xr + t) - mv, c1v)) * kv, dr + t) }
             }
         }
     }
@@ -221,8 +229,14 @@ func batchNormBackwardTraining<G: LaneGrad>(_: G.Type = NoActivation.self, dinpu
 /// Lane partials of (sum g, sum g * (x - mean)) over one plane of `count` (>= 8) floats (tails as
 /// in `shiftedMoments`), with g = G(dout, x * scale + shift).
 @inline(__always) func gradMoments<G: LaneGrad>(_: G.Type, _ dout: UnsafePointer<Float>, _ x: UnsafePointer<Float>, count: Int,
-                                                mean: SIMD8<Float>, scale: SIMD8<Float>, shift: SIMD8<Float>) -> (SIMD8<Float>, SIMD8<Float>) {
-    @inline(__always) func grad(_ i: Int, _ xv: SIMD8<Float>) -> SIMD8<Float> { G.apply(load8(dout + i), shift.addingProduct(xv, scale)) }
+                                                mean: SIMD8<Float>, scale: SIMD8<Float>, shift: SIMD8<Float>,
+                                                keep: UnsafeMutablePointer<Float>? = nil) -> (SIMD8<Float>, SIMD8<Float>) {
+    // g is also stored at `keep` when given.
+    @inline(__always) func grad(_ i: Int, _ xv: SIMD8<Float>) -> SIMD8<Float> {
+        let g = G.apply(load8(dout + i), shift.addingProduct(xv, scale))
+        if let keep { store8(g, keep + i) }
+        return g
+    }
     var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), b0 = SIMD8<Float>(), b1 = SIMD8<Float>()
     var i = 0
     while i + 16 <= count {
