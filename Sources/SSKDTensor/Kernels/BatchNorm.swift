@@ -28,6 +28,17 @@
 // The statistics make one pass (sums shifted by the channel's first value, so the variance does
 // not cancel), the output a second.
 
+/// Channels per task of the per-channel passes. Planes of up to 144 values (12x12 maps and
+/// smaller): one run of channels per thread, so each task walks whole images in memory order
+/// (small tasks would jump between far-apart tiny planes). Larger planes: small tasks, whose
+/// planes stay in L2 between the two passes. Each channel's sums do not depend on the chunking.
+@inline(__always) func channelGrain(_ c: Int, n: Int, hw: Int, passes: Int) -> Int {
+    let small = grainFor(work: passes * n * hw)
+    guard hw <= 144 else { return small }
+    let threads = Runtime.availableThreads
+    return Swift.max(small, (c + threads - 1) / threads)
+}
+
 /// Lane partials of (sum d, sum d*d), d = x - shift, over one plane of `count` (>= 8) floats: two
 /// chains each, and the ragged tail as the plane's last 8 floats with the counted lanes masked.
 @inline(__always) func shiftedMoments(_ x: UnsafePointer<Float>, count: Int, shift: SIMD8<Float>) -> (SIMD8<Float>, SIMD8<Float>) {
@@ -56,7 +67,7 @@
 /// sum per channel.
 func batchNormStats(mean: UnsafeMutablePointer<Float>, variance: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,
                     n: Int, c: Int, hw: Int) {
-    parallelFor(c, grain: grainFor(work: n * hw)) { chans in
+    parallelFor(c, grain: channelGrain(c, n: n, hw: hw, passes: 1)) { chans in
         let lo = chans.lowerBound, cc = chans.count
         // [cc] running sums of d and d^2 (Double lanes), d = x - x[channel's first value].
         let acc = UnsafeMutablePointer<SIMD8<Double>>.allocate(capacity: 2 * cc)
@@ -148,7 +159,7 @@ func batchNormBackwardTraining<G: LaneGrad>(_: G.Type = NoActivation.self, dinpu
     let affine = UnsafeMutablePointer<Float>.allocate(capacity: fused ? 2 * c : 0)
     defer { affine.deallocate() }
     if fused { batchNormScaleShift(affine, affine + c, mean: mean, invstd: invstd, weight: weight, bias: bias, c: c) }
-    parallelFor(c, grain: grainFor(work: 2 * n * hw)) { chans in
+    parallelFor(c, grain: channelGrain(c, n: n, hw: hw, passes: 2)) { chans in
         let lo = chans.lowerBound, cc = chans.count
         // Pass 1: per channel, sum dy and sum dy * (x - mean) (Double lanes, planes in image order).
         let acc = UnsafeMutablePointer<SIMD8<Double>>.allocate(capacity: 2 * cc)
