@@ -12,30 +12,29 @@ public func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Flo
         if beta == 0 { for i in 0..<m { (c + i * ldc).update(repeating: 0, count: n) } }
         return
     }
+    let ta = transA ? CblasTrans : CblasNoTrans, tb = transB ? CblasTrans : CblasNoTrans
     let threads = Runtime.availableThreads
-    if threads > 1 && m * n * k >= 1 << 17 && (n >= 32 * threads || m >= 32 * threads) {
-        // Split C into one block of columns (or rows when n is small) per thread, each a
-        // single-threaded sgemm: at our 1x1-convolution shapes this scales where OpenBLAS's own
-        // threads barely did (2 threads: [240,40]x[40,4608] 2.15 -> 1.50 ms with OpenBLAS threads).
-        // Blocks start at multiples of 16 (the micro-kernel's width).
-        let splitN = n >= m || m < 32 * threads
-        let total = splitN ? n : m
-        let step = ((total + threads - 1) / threads + 15) & ~15
-        let parts = (total + step - 1) / step
-        parallelTasks(parts) { t in
-            let lo = t * step, cnt = Swift.min(total, lo + step) - lo
-            if splitN {
-                cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-                            Int32(m), Int32(cnt), Int32(k), alpha, a, Int32(lda), b + (transB ? lo * ldb : lo), Int32(ldb), beta, c + lo, Int32(ldc))
-            } else {
-                cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-                            Int32(cnt), Int32(n), Int32(k), alpha, a + (transA ? lo : lo * lda), Int32(lda), b, Int32(ldb), beta, c + lo * ldc, Int32(ldc))
-            }
-        }
+    guard threads > 1 && m * n * k >= 1 << 17 && (n >= 32 * threads || m >= 32 * threads) else {
+        cblas_sgemm(CblasRowMajor, ta, tb, Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
         return
     }
-    cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-                Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    // Split C into one block of columns (or of rows when n is the smaller side) per thread, each a
+    // single-threaded OpenBLAS call: at our 1x1-convolution shapes OpenBLAS's own threads barely
+    // scaled ([40,240]x[240,4608]: 1.56 -> 1.45 ms from 1 to 2 threads). Splitting the larger side
+    // leaves each thread the least to pack. Blocks start at multiples of 16 (the micro-kernel's width).
+    let splitN = n >= m || m < 32 * threads
+    let total = splitN ? n : m
+    let step = ((total + threads - 1) / threads + 15) & ~15
+    parallelTasks((total + step - 1) / step) { t in
+        let lo = t * step, cnt = Swift.min(total, lo + step) - lo
+        if splitN {
+            cblas_sgemm(CblasRowMajor, ta, tb, Int32(m), Int32(cnt), Int32(k), alpha, a, Int32(lda),
+                        b + (transB ? lo * ldb : lo), Int32(ldb), beta, c + lo, Int32(ldc))
+        } else {
+            cblas_sgemm(CblasRowMajor, ta, tb, Int32(cnt), Int32(n), Int32(k), alpha, a + (transA ? lo : lo * lda), Int32(lda),
+                        b, Int32(ldb), beta, c + lo * ldc, Int32(ldc))
+        }
+    }
 }
 
 /// Element offset of each batch's matrix for an operand with batch dims `own`, broadcast to

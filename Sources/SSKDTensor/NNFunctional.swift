@@ -62,7 +62,8 @@ public func conv2d(_ input: Tensor, _ weight: Tensor, bias: Tensor? = nil, strid
 ///
 /// `activation` fuses an activation after the norm in training mode: `relu6(batch_norm(x))` (or
 /// relu / silu) in one pass, without the intermediate tensor, with results identical to the two
-/// ops in a row (see `FusedActivation`). Eval mode ignores it (`InferenceFusion` covers eval).
+/// ops in a row (see `FusedActivation`). In eval mode the activation runs as its own op after the
+/// norm.
 public func batchNorm2d(_ input: Tensor, runningMean: Tensor?, runningVar: Tensor?, weight: Tensor?, bias: Tensor?,
                         training: Bool, momentum: Float = 0.1, eps: Float = 1e-5, activation: FusedActivation? = nil) throws -> Tensor {
     let op = "batch_norm"
@@ -116,7 +117,7 @@ public func batchNorm2d(_ input: Tensor, runningMean: Tensor?, runningVar: Tenso
         case .silu: return try y.silu()
         }
     }
-    return record(out, training ? activation.map { "batch_norm+\($0)" } ?? op : op, [input] + [weight, bias].compactMap { $0 },
+    return record(out, activation.map { "batch_norm+\($0)" } ?? op, [input] + [weight, bias].compactMap { $0 },
                   batchNormGradient(input, weight, bias, stats, training: training, activation: activation, n: n, c: c, hw: hw))
 }
 

@@ -11,7 +11,16 @@
 /// specialised loop with the map inlined (a closure would cost an indirect call per vector).
 protocol LaneMap { static func apply(_ x: SIMD8<Float>) -> SIMD8<Float> }
 /// An elementwise gradient on 8 lanes: dx = apply(dy, x).
-protocol LaneGrad { static func apply(_ dy: SIMD8<Float>, _ x: SIMD8<Float>) -> SIMD8<Float> }
+protocol LaneGrad {
+    static func apply(_ dy: SIMD8<Float>, _ x: SIMD8<Float>) -> SIMD8<Float>
+    /// Whether `apply` costs enough (an exp, a division) that a kernel needing it twice per value
+    /// should store it once instead (batch norm's fused backward).
+    static var isCostly: Bool { get }
+}
+
+extension LaneGrad {
+    static var isCostly: Bool { false }
+}
 
 /// y = F(x) over `count` floats, 8 lanes at a time (the tail goes through a zero-filled vector).
 @inline(__always) func mapForward<F: LaneMap>(_: F.Type, _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, count: Int) {
@@ -136,6 +145,7 @@ enum Relu6: LaneMap, LaneGrad {
 }
 
 enum Silu: LaneMap, LaneGrad {
+    static var isCostly: Bool { true }
     @inline(__always) static func apply(_ v: SIMD8<Float>) -> SIMD8<Float> { v * sigmoid8(v) }
     @inline(__always) static func apply(_ g: SIMD8<Float>, _ v: SIMD8<Float>) -> SIMD8<Float> {
         let (s, oneMinusS) = sigmoidParts8(v)

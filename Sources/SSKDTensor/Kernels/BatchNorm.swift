@@ -153,9 +153,9 @@ func batchNormBackwardTraining<G: LaneGrad>(_: G.Type = NoActivation.self, dinpu
                                             n: Int, c: Int, hw: Int) {
     let count = Float(n * hw)
     let fused = G.self != NoActivation.self
-    // silu's gradient costs an exp and a division per value: pass 1 keeps dy in `dinput` (as
-    // scratch) for pass 2 instead of computing it twice; relu / relu6 recompute it (a compare).
-    let keep: UnsafeMutablePointer<Float>? = G.self == Silu.self ? dinput : nil
+    // A costly gradient (silu: an exp and a division) is kept in `dinput` (as scratch) by pass 1
+    // for pass 2 instead of computed twice; relu / relu6 recompute theirs (a compare).
+    let keep: UnsafeMutablePointer<Float>? = G.isCostly ? dinput : nil
     let affine = UnsafeMutablePointer<Float>.allocate(capacity: fused ? 2 * c : 0)
     defer { affine.deallocate() }
     if fused { batchNormScaleShift(affine, affine + c, mean: mean, invstd: invstd, weight: weight, bias: bias, c: c) }

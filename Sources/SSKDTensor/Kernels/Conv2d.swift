@@ -148,6 +148,12 @@ func imageSlices(_ n: Int) -> [Int] {
     return (0...parts).map { $0 * n / parts }
 }
 
+/// Runs `body(t, images)` for each slice `t` of `slices` (boundaries from `imageSlices`), one
+/// task per slice.
+@inline(__always) func forEachImageSlice(_ slices: [Int], _ body: (_ t: Int, _ images: Range<Int>) -> Void) {
+    parallelTasks(slices.count - 1) { t in body(t, slices[t]..<slices[t + 1]) }
+}
+
 /// [N, C, HW] -> [C, ld] with image `img` of channel `ch` at `ch * ld + img * HW` (ld defaults to
 /// N*HW; a larger ld writes a slice of images into a wider buffer).
 func packChannelMajor(_ dst: UnsafeMutablePointer<Float>, _ src: UnsafePointer<Float>, n: Int, c: Int, hw: Int, ld: Int? = nil) {
@@ -182,9 +188,8 @@ func conv2dForward(out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>
     }
     if g.isDirectPointwise {
         // Image by image, straight from NCHW to NCHW; one slice of images per thread.
-        let slices = imageSlices(g.n)
-        parallelTasks(slices.count - 1) { t in
-            for img in slices[t]..<slices[t + 1] {
+        forEachImageSlice(imageSlices(g.n)) { _, images in
+            for img in images {
                 pointwiseDirect(out + img * g.o * g.hw, weight, lda: g.c, input + img * g.c * g.hw, bias: bias, m: g.o, k: g.c, pixels: g.hw)
             }
         }
@@ -195,9 +200,8 @@ func conv2dForward(out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>
         // (one fork-join; a slice stays in its core's cache between the three steps). Each thread
         // packs all of w for its slice, so when w is the larger operand (more output channels than
         // columns, as on 3x3 maps) the slice is the whole batch and sgemm splits the rows of w.
-        let slices = g.o <= g.n * g.hw ? imageSlices(g.n) : [0, g.n]
-        parallelTasks(slices.count - 1) { t in
-            let (lo, cnt) = (slices[t], slices[t + 1] - slices[t])
+        forEachImageSlice(g.o <= g.n * g.hw ? imageSlices(g.n) : [0, g.n]) { _, images in
+            let (lo, cnt) = (images.lowerBound, images.count)
             let cols = cnt * g.hw
             let xt = UnsafeMutablePointer<Float>.allocate(capacity: (g.c + g.o) * cols)
             defer { xt.deallocate() }
@@ -211,11 +215,10 @@ func conv2dForward(out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>
     // One slice of images per thread, image by image (im2col, GEMM) on that thread: per-image
     // products are too small to split well, whole images are not.
     let (ckk, og, ohw) = (g.ckk, g.og, g.ohw)
-    let slices = imageSlices(g.n)
-    parallelTasks(slices.count - 1) { t in
+    forEachImageSlice(imageSlices(g.n)) { _, images in
         let col: UnsafeMutablePointer<Float>? = g.isPointwise ? nil : .allocate(capacity: ckk * ohw)
         defer { col?.deallocate() }
-        for n in slices[t]..<slices[t + 1] {
+        for n in images {
             for grp in 0..<g.groups {
                 let x = input + (n * g.c + grp * g.cg) * g.hw
                 let b: UnsafePointer<Float>
@@ -225,9 +228,7 @@ func conv2dForward(out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>
                       c: out + (n * g.o + grp * og) * ohw, ldc: ohw)
             }
         }
-        if let bias {
-            addChannelBias(out + slices[t] * g.o * ohw, bias, n: slices[t + 1] - slices[t], c: g.o, hw: ohw)
-        }
+        if let bias { addChannelBias(out + images.lowerBound * g.o * ohw, bias, n: images.count, c: g.o, hw: ohw) }
     }
 }
 
@@ -247,9 +248,8 @@ func conv2dBackward(dinput: UnsafeMutablePointer<Float>?, dweight: UnsafeMutable
         let wt = UnsafeMutablePointer<Float>.allocate(capacity: g.o * g.c)
         defer { wt.deallocate() }
         for o in 0..<g.o { for c in 0..<g.c { wt[c * g.o + o] = weight[o * g.c + c] } }
-        let slices = imageSlices(g.n)
-        parallelTasks(slices.count - 1) { t in
-            for img in slices[t]..<slices[t + 1] {
+        forEachImageSlice(imageSlices(g.n)) { _, images in
+            for img in images {
                 pointwiseDirect(dinput + img * g.c * g.hw, wt, lda: g.o, dout + img * g.o * g.hw, bias: nil, m: g.c, k: g.o, pixels: g.hw)
             }
         }
@@ -264,9 +264,9 @@ func conv2dBackward(dinput: UnsafeMutablePointer<Float>?, dweight: UnsafeMutable
         let buf = UnsafeMutablePointer<Float>.allocate(capacity: (dweight != nil ? g.c * cols : 0) + g.o * cols)
         defer { buf.deallocate() }
         let dyt = buf, xt = buf + g.o * cols
-        let slices = g.c <= cols ? imageSlices(g.n) : [0, g.n]   // as in the forward, for dx = w^T dy
-        parallelTasks(slices.count - 1) { t in
-            let (lo, cnt) = (slices[t], slices[t + 1] - slices[t])
+        // As in the forward, for dx = w^T dy.
+        forEachImageSlice(g.c <= cols ? imageSlices(g.n) : [0, g.n]) { _, images in
+            let (lo, cnt) = (images.lowerBound, images.count)
             let c0 = lo * g.hw, sc = cnt * g.hw
             packChannelMajor(dyt + c0, dout + lo * g.o * g.hw, n: cnt, c: g.o, hw: g.hw, ld: cols)
             if dweight != nil { packChannelMajor(xt + c0, input + lo * g.c * g.hw, n: cnt, c: g.c, hw: g.hw, ld: cols) }
@@ -289,13 +289,13 @@ func conv2dBackward(dinput: UnsafeMutablePointer<Float>?, dweight: UnsafeMutable
     let wsize = g.o * ckk
     let partials: UnsafeMutablePointer<Float>? = dweight != nil && slices.count > 2 ? .allocate(capacity: (slices.count - 2) * wsize) : nil
     defer { partials?.deallocate() }
-    parallelTasks(slices.count - 1) { t in
+    forEachImageSlice(slices) { t, images in
         let col: UnsafeMutablePointer<Float>? = g.isPointwise ? nil : .allocate(capacity: ckk * ohw)
         defer { col?.deallocate() }
         let dw: UnsafeMutablePointer<Float>? = t == 0 ? dweight : partials.map { $0 + (t - 1) * wsize }
-        let lo = slices[t]
-        if let dinput { (dinput + lo * g.c * g.hw).update(repeating: 0, count: (slices[t + 1] - lo) * g.c * g.hw) }
-        for n in lo..<slices[t + 1] {
+        let lo = images.lowerBound
+        if let dinput { (dinput + lo * g.c * g.hw).update(repeating: 0, count: images.count * g.c * g.hw) }
+        for n in images {
             for grp in 0..<g.groups {
                 let x = input + (n * g.c + grp * g.cg) * g.hw
                 let dy = dout + (n * g.o + grp * og) * ohw
