@@ -154,6 +154,41 @@ final class RandomParallelTests: XCTestCase {
         XCTAssertEqual(Runtime.availableThreads, 2)
     }
 
+    /// The worker pool runs every task of every job exactly once: thousands of back-to-back jobs
+    /// of 2...300 tasks, from two host threads at once (one gets the pool, the other falls back),
+    /// across thread-count changes, with the caller's grad mode in every task.
+    func testWorkerPoolRunsEveryTaskOnceFromConcurrentCallers() throws {
+        let saved = Runtime.threads
+        defer { try? Runtime.setThreads(saved) }
+        for threads in [3, 2, 4] {
+            try Runtime.setThreads(threads)
+            var failures = [Int](repeating: 0, count: 2)
+            failures.withUnsafeMutableBufferPointer { failures in
+                let failures = failures
+                DispatchQueue.concurrentPerform(iterations: 2) { caller in
+                    let hits = UnsafeMutablePointer<Int>.allocate(capacity: 300)
+                    defer { hits.deallocate() }
+                    var bad = 0
+                    let grad = caller == 0
+                    GradMode.isEnabled = grad
+                    defer { GradMode.isEnabled = true }
+                    for job in 0..<2000 {
+                        let count = 2 + (job * 37 + caller * 11) % 299
+                        hits.initialize(repeating: 0, count: count)
+                        if job % 2 == 0 {
+                            parallelTasks(count) { i in hits[i] += GradMode.isEnabled == grad ? 1 : 1000 }
+                        } else {
+                            parallelFor(count * 64, grain: 64) { r in hits[r.lowerBound / 64] += r.count == 64 && GradMode.isEnabled == grad ? 1 : 1000 }
+                        }
+                        for i in 0..<count where hits[i] != 1 { bad += 1 }
+                    }
+                    failures[caller] = bad
+                }
+            }
+            XCTAssertEqual(failures, [0, 0], "threads \(threads)")
+        }
+    }
+
     func testCreation() throws {
         assertClose(try Tensor.arange(0, 1, step: 0.25), [0, 0.25, 0.5, 0.75], shape: [4])
         assertClose(try Tensor.arange(5, 1, step: -2), [5, 3])
