@@ -110,6 +110,11 @@ final class KernelsGradTests: XCTestCase {
         try conv([1, 2, 7, 8], [2, 1, 3, 3], bias: false, stride: [2], padding: [0, 1, 0, 1], groups: 2)  // TF-style asymmetric
         try conv([1, 2, 7, 9], [4, 1, 3, 3], bias: true, padding: [2], dilation: [2], groups: 2)   // multiplier 2, dilation
         try conv([1, 2, 6, 7], [2, 1, 2, 4], bias: true, stride: [1, 3], padding: [1, 2, 0, 3], groups: 2) // generic kernel
+        // Larger maps (> 144 outputs) take the phase-split kernels: 3x3 and 5x5 (taps in groups of
+        // four plus leftovers for dw; dx four vectors per step plus a tail), stride 1 and 2.
+        try conv([2, 2, 13, 14], [2, 1, 3, 3], bias: true, padding: [1], groups: 2)
+        try conv([1, 2, 14, 15], [2, 1, 5, 5], bias: false, padding: [2], groups: 2)
+        try conv([1, 2, 25, 27], [2, 1, 5, 5], bias: true, stride: [2], padding: [2], groups: 2)
         // Small maps (<= 144 outputs) run eight channels per vector: 11 = one full and one partial block.
         try conv([2, 11, 4, 5], [11, 1, 3, 3], bias: true, padding: [1], groups: 11)
         try conv([1, 9, 5, 5], [9, 1, 5, 5], bias: false, stride: [2], padding: [2], groups: 9)

@@ -205,11 +205,54 @@ func depthwiseConv2dForward(out: UnsafeMutablePointer<Float>, input: UnsafePoint
     return (s0 + s1).sum()
 }
 
-/// dbuf[g] (+)= sum over the taps `ks` of w[k] * dyf[g - inner[k]] for g < dxSpan.
+/// sums[t] += sum_{f < span} dy[f] * buf[tap[t] + f] for every tap t < k: the same sums as
+/// `dot8` per tap, but four taps share each pass over dy (eight independent FMA chains and 1.25
+/// loads per FMA instead of 2). Leftover taps go through `dot8`.
+@inline(__always)
+func dotTaps(_ sums: UnsafeMutablePointer<Double>, _ dy: UnsafePointer<Float>, _ buf: UnsafePointer<Float>,
+             _ tap: UnsafePointer<Int>, k: Int, span: Int) {
+    var t = 0
+    while t + 4 <= k {
+        let p0 = buf + tap[t], p1 = buf + tap[t + 1], p2 = buf + tap[t + 2], p3 = buf + tap[t + 3]
+        var a0 = SIMD8<Float>(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0
+        var f = 0
+        while f + 16 <= span {
+            let d = load8(dy + f), e = load8(dy + f + 8)
+            a0 = a0.addingProduct(d, load8(p0 + f)); b0 = b0.addingProduct(e, load8(p0 + f + 8))
+            a1 = a1.addingProduct(d, load8(p1 + f)); b1 = b1.addingProduct(e, load8(p1 + f + 8))
+            a2 = a2.addingProduct(d, load8(p2 + f)); b2 = b2.addingProduct(e, load8(p2 + f + 8))
+            a3 = a3.addingProduct(d, load8(p3 + f)); b3 = b3.addingProduct(e, load8(p3 + f + 8))
+            f += 16
+        }
+        if f < span {
+            let d = load8(dy + f)
+            a0 = a0.addingProduct(d, load8(p0 + f)); a1 = a1.addingProduct(d, load8(p1 + f))
+            a2 = a2.addingProduct(d, load8(p2 + f)); a3 = a3.addingProduct(d, load8(p3 + f))
+        }
+        sums[t] += Double((a0 + b0).sum()); sums[t + 1] += Double((a1 + b1).sum())
+        sums[t + 2] += Double((a2 + b2).sum()); sums[t + 3] += Double((a3 + b3).sum())
+        t += 4
+    }
+    while t < k { sums[t] += Double(dot8(dy, buf + tap[t], span: span)); t += 1 }
+}
+
+/// dbuf[g] (+)= sum over the taps `ks` of w[k] * dyf[g - inner[k]] for g < dxSpan. Four output
+/// vectors per step: four independent FMA chains (one chain was latency-bound at 4 cycles per tap).
 @inline(__always)
 func depthwisePhaseBackward(_ dbuf: UnsafeMutablePointer<Float>, _ dyf: UnsafePointer<Float>, _ wv: UnsafePointer<SIMD8<Float>>,
                             _ ks: UnsafePointer<Int>, _ shifts: UnsafePointer<Int>, count: Int, span: Int, accumulate: Bool) {
     var f = 0
+    while f + 32 <= span {
+        var a0 = SIMD8<Float>(), a1 = a0, a2 = a0, a3 = a0
+        if accumulate { a0 = load8(dbuf + f); a1 = load8(dbuf + f + 8); a2 = load8(dbuf + f + 16); a3 = load8(dbuf + f + 24) }
+        for t in 0..<count {
+            let src = dyf + f - shifts[t], wt = wv[ks[t]]
+            a0 = a0.addingProduct(load8(src), wt); a1 = a1.addingProduct(load8(src + 8), wt)
+            a2 = a2.addingProduct(load8(src + 16), wt); a3 = a3.addingProduct(load8(src + 24), wt)
+        }
+        store8(a0, dbuf + f); store8(a1, dbuf + f + 8); store8(a2, dbuf + f + 16); store8(a3, dbuf + f + 24)
+        f += 32
+    }
     while f < span {
         var a = accumulate ? load8(dbuf + f) : SIMD8<Float>()
         for t in 0..<count { a = a.addingProduct(load8(dyf + f - shifts[t]), wv[ks[t]]) }
@@ -260,7 +303,7 @@ func depthwiseConv2dBackward(dinput: UnsafeMutablePointer<Float>?, dweight: Unsa
                         plan.spread(dyf, from: dout + (n * g.o + o) * g.ohw)
                         let dy = UnsafePointer(dyf + plan.dyFront)
                         if dweight != nil {
-                            for t in 0..<k { total[mi * k + t] += Double(dot8(dy, buf + tap[t], span: plan.span)) }
+                            dotTaps(total + mi * k, dy, buf, tap, k: k, span: plan.span)
                         }
                         if dinput != nil {
                             for t in 0..<k { wv[t] = SIMD8(repeating: weight[o * k + t]) }
