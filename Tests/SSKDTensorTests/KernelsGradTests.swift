@@ -119,6 +119,10 @@ final class KernelsGradTests: XCTestCase {
         try conv([2, 11, 4, 5], [11, 1, 3, 3], bias: true, padding: [1], groups: 11)
         try conv([1, 9, 5, 5], [9, 1, 5, 5], bias: false, stride: [2], padding: [2], groups: 9)
         try conv([2, 10, 2, 3], [10, 1, 3, 3], bias: true, padding: [1], groups: 10)   // fewer than 8 pixels per plane
+        // Sliding windows over pairs of output rows, with an odd last row: 3-wide blocks (OW 6) and
+        // 4-wide blocks with a ragged end (OW 9).
+        try conv([1, 9, 5, 6], [9, 1, 5, 5], bias: true, padding: [2], groups: 9)
+        try conv([1, 8, 7, 9], [8, 1, 3, 3], bias: false, padding: [1], groups: 8)
     }
 
     // MARK: batch norm

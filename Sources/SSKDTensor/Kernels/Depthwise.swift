@@ -511,25 +511,72 @@ func blockedForwardRow3(_ o: UnsafeMutablePointer<SIMD8<Float>>, _ tile: UnsafeP
     o[0] = a0; o[1] = a1; o[2] = a2
 }
 
-/// All outputs of one 8-channel tile with `blockedForwardRow4` / `Row3`: blocks of 4 (or of 3 when
-/// OW is a multiple of 3 but not of 4, e.g. 6), a ragged end redone as the row's last 4 (same
-/// values on the overlap). Needs SW == DW == 1 and OW >= 3.
+/// Two output rows of four (or three) outputs: the `blockedForwardRow4` of rows r and r + 1 at once,
+/// eight (six) independent FMA chains instead of four, each weight loaded once for eight FMAs.
+/// Row r + 1 reads the tile `rowNext` further on. Each output sums its taps in the same order.
+@inline(__always)
+func blockedForwardRows2x4(_ o: UnsafeMutablePointer<SIMD8<Float>>, outNext: Int, _ tile: UnsafePointer<SIMD8<Float>>,
+                           _ w8: UnsafePointer<SIMD8<Float>>, kh: Int, kw: Int, rowStep: Int, rowNext: Int, bias: SIMD8<Float>) {
+    var a0 = bias, a1 = bias, a2 = bias, a3 = bias
+    var b0 = bias, b1 = bias, b2 = bias, b3 = bias
+    for i in 0..<kh {
+        let p = tile + i * rowStep, p2 = p + rowNext, wr = w8 + i * kw
+        for j in 0..<kw {
+            let wj = wr[j]
+            a0 = a0.addingProduct(p[j], wj); a1 = a1.addingProduct(p[j + 1], wj)
+            a2 = a2.addingProduct(p[j + 2], wj); a3 = a3.addingProduct(p[j + 3], wj)
+            b0 = b0.addingProduct(p2[j], wj); b1 = b1.addingProduct(p2[j + 1], wj)
+            b2 = b2.addingProduct(p2[j + 2], wj); b3 = b3.addingProduct(p2[j + 3], wj)
+        }
+    }
+    o[0] = a0; o[1] = a1; o[2] = a2; o[3] = a3
+    o[outNext] = b0; o[outNext + 1] = b1; o[outNext + 2] = b2; o[outNext + 3] = b3
+}
+
+@inline(__always)
+func blockedForwardRows2x3(_ o: UnsafeMutablePointer<SIMD8<Float>>, outNext: Int, _ tile: UnsafePointer<SIMD8<Float>>,
+                           _ w8: UnsafePointer<SIMD8<Float>>, kh: Int, kw: Int, rowStep: Int, rowNext: Int, bias: SIMD8<Float>) {
+    var a0 = bias, a1 = bias, a2 = bias
+    var b0 = bias, b1 = bias, b2 = bias
+    for i in 0..<kh {
+        let p = tile + i * rowStep, p2 = p + rowNext, wr = w8 + i * kw
+        for j in 0..<kw {
+            let wj = wr[j]
+            a0 = a0.addingProduct(p[j], wj); a1 = a1.addingProduct(p[j + 1], wj); a2 = a2.addingProduct(p[j + 2], wj)
+            b0 = b0.addingProduct(p2[j], wj); b1 = b1.addingProduct(p2[j + 1], wj); b2 = b2.addingProduct(p2[j + 2], wj)
+        }
+    }
+    o[0] = a0; o[1] = a1; o[2] = a2
+    o[outNext] = b0; o[outNext + 1] = b1; o[outNext + 2] = b2
+}
+
+/// All outputs of one 8-channel tile: pairs of output rows with `blockedForwardRows2x4` / `2x3`
+/// (an odd last row with `blockedForwardRow4` / `Row3`), blocks of 4 columns (or of 3 when OW is a
+/// multiple of 3 but not of 4, e.g. 6), a ragged end redone as the row's last 4 (same values on
+/// the overlap). Needs SW == DW == 1 and OW >= 3.
 @inline(__always)
 func blockedForwardSliding(_ otile: UnsafeMutablePointer<SIMD8<Float>>, _ tile: UnsafePointer<SIMD8<Float>>, _ w8: UnsafePointer<SIMD8<Float>>,
                            kh: Int, kw: Int, bias: SIMD8<Float>, _ g: ConvGeometry, wp: Int) {
     let threes = g.ow % 4 != 0 && g.ow % 3 == 0
-    let rowStep = g.dh * wp
-    for r in 0..<g.oh {
+    let rowStep = g.dh * wp, rowNext = g.sh * wp
+    // Column starts of the blocks (the last one pulled back to end at OW).
+    let width = threes ? 3 : 4
+    var r = 0
+    while r < g.oh {
+        let pair = r + 1 < g.oh
         let trow = tile + r * g.sh * wp, orow = otile + r * g.ow
         var q = 0
-        if threes {
-            while q < g.ow { blockedForwardRow3(orow + q, trow + q, w8, kh: kh, kw: kw, rowStep: rowStep, bias: bias); q += 3 }
-        } else {
-            while q + 4 <= g.ow { blockedForwardRow4(orow + q, trow + q, w8, kh: kh, kw: kw, rowStep: rowStep, bias: bias); q += 4 }
-            if q < g.ow {
-                blockedForwardRow4(orow + g.ow - 4, trow + g.ow - 4, w8, kh: kh, kw: kw, rowStep: rowStep, bias: bias)
+        while q < g.ow {
+            let c = Swift.min(q, g.ow - width)
+            switch (threes, pair) {
+            case (true, true): blockedForwardRows2x3(orow + c, outNext: g.ow, trow + c, w8, kh: kh, kw: kw, rowStep: rowStep, rowNext: rowNext, bias: bias)
+            case (true, false): blockedForwardRow3(orow + c, trow + c, w8, kh: kh, kw: kw, rowStep: rowStep, bias: bias)
+            case (false, true): blockedForwardRows2x4(orow + c, outNext: g.ow, trow + c, w8, kh: kh, kw: kw, rowStep: rowStep, rowNext: rowNext, bias: bias)
+            case (false, false): blockedForwardRow4(orow + c, trow + c, w8, kh: kh, kw: kw, rowStep: rowStep, bias: bias)
             }
+            q += width
         }
+        r += pair ? 2 : 1
     }
 }
 
