@@ -46,6 +46,7 @@ final class DepthwisePlan {
     var cropCol: UnsafeMutablePointer<Int> { table + 3 * k + 2 * h + w }
     private let h, w, ow, oh, pl: Int
     private let unitStride: Bool
+    private let twoColumnPhases: Bool
 
     init(_ g: ConvGeometry) {
         let hp = g.h + g.pt + g.pb, wp = g.w + g.pl + g.pr
@@ -59,6 +60,7 @@ final class DepthwisePlan {
         dxSpan = (phaseStride + 7) / 8 * 8
         (h, w, oh, ow, pl) = (g.h, g.w, g.oh, g.ow, g.pl)
         unitStride = g.sw == 1
+        twoColumnPhases = g.sw == 2
         table = .allocate(capacity: 3 * k + 2 * (g.h + g.w))
         var maxInner = 0
         for i in 0..<g.kh {
@@ -94,6 +96,18 @@ final class DepthwisePlan {
             let dst = buf + rows[r], src = x + r * w
             if unitStride {
                 copyFloats(dst + pl, src, w)
+            } else if twoColumnPhases {
+                // Stride 2: 16 columns split into their even and odd halves (one shuffle each),
+                // 8 consecutive columns of the two column phases; a ragged end redoes the row's
+                // last 16 columns (same values on the overlap).
+                guard w >= 16 else { for q in 0..<w { dst[cols[q]] = src[q] }; continue }
+                var q = 0
+                while true {
+                    let v = load16(src + q)
+                    store8(v.evenHalf, dst + cols[q]); store8(v.oddHalf, dst + cols[q + 1])
+                    if q + 16 == w { break }
+                    q = Swift.min(q + 16, w - 16)
+                }
             } else {
                 for q in 0..<w { dst[cols[q]] = src[q] }
             }
@@ -113,6 +127,16 @@ final class DepthwisePlan {
             let src = dbuf + rows[r], dst = dx + r * w
             if unitStride {
                 copyFloats(dst, src + pl, w)
+            } else if twoColumnPhases && w >= 16 {
+                // Stride 2: the inverse of `fill`'s split (8 columns of each column phase
+                // interleaved), a ragged end redoing the row's last 16 columns.
+                var q = 0
+                while true {
+                    let v = interleave(load8(src + cols[q]), load8(src + cols[q + 1]))
+                    UnsafeMutableRawPointer(dst + q).storeBytes(of: v, as: SIMD16<Float>.self)
+                    if q + 16 == w { break }
+                    q = Swift.min(q + 16, w - 16)
+                }
             } else {
                 for q in 0..<w { dst[q] = src[cols[q]] }
             }
@@ -123,6 +147,14 @@ final class DepthwisePlan {
     @inline(__always) func compact(_ y: UnsafeMutablePointer<Float>, from yf: UnsafePointer<Float>) {
         for r in 0..<oh { copyFloats(y + r * ow, yf + r * pw, ow) }
     }
+}
+
+/// (a0, b0, a1, b1, ...): three even/odd splits of (a, b) (each rotates the 4-bit lane index left
+/// by one; three rotate it right by one, which is the interleave).
+@inline(__always) func interleave(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD16<Float> {
+    var z = SIMD16(lowHalf: a, highHalf: b)
+    for _ in 0..<3 { z = SIMD16(lowHalf: z.evenHalf, highHalf: z.oddHalf) }
+    return z
 }
 
 /// A short copy without a library call (rows here are 3 to 100 floats).

@@ -61,10 +61,6 @@ struct PoolGeometry {
 // (`evenHalf` / `oddHalf`, one shuffle each); with stride 1 a window offset is one unaligned load.
 // Edge columns (clipped windows) and other strides take the scalar loop.
 
-@inline(__always) private func load16(_ p: UnsafePointer<Float>) -> SIMD16<Float> {
-    UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self)
-}
-
 @inline(__always) private func load8i(_ p: UnsafePointer<Int32>) -> SIMD8<Int32> {
     UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Int32>.self)
 }
