@@ -201,7 +201,7 @@ func depthwiseConv2dForward(out: UnsafeMutablePointer<Float>, input: UnsafePoint
     let m = g.o / g.c, planes = g.n * g.o, k = plan.k
     let tap = plan.tap
     do {
-        parallelFor(planes, grain: grainFor(work: plan.span * k)) { range in
+        parallelFor(planes, grain: setupGrain(count: planes, work: plan.span * k)) { range in
             let buf = UnsafeMutablePointer<Float>.allocate(capacity: plan.bufSize)
             let yf = UnsafeMutablePointer<Float>.allocate(capacity: plan.span)
             let wv = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: k)
@@ -677,7 +677,7 @@ func depthwiseBlockedForward(out: UnsafeMutablePointer<Float>, input: UnsafePoin
     interior.withUnsafeBufferPointer { ib in
     windows.withUnsafeBufferPointer { wb in
         let tap = tb.baseAddress!, inMap = ib.baseAddress!, pix = wb.baseAddress!
-        parallelFor(g.n * blocks, grain: grainFor(work: 8 * g.ohw * k)) { range in
+        parallelFor(g.n * blocks, grain: setupGrain(count: g.n * blocks, work: 8 * g.ohw * k)) { range in
             let tile = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: tileGeo.pixels)
             let otile = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: g.ohw)
             let scratch = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: 8)
@@ -726,7 +726,7 @@ func depthwiseBlockedBackward(dinput: UnsafeMutablePointer<Float>?, dweight: Uns
     interior.withUnsafeBufferPointer { ib in
     outputs.withUnsafeBufferPointer { ob in
         let tap = tb.baseAddress!, inMap = ib.baseAddress!, outMap = ob.baseAddress!
-        parallelFor(g.n * blocks, grain: grainFor(work: 16 * g.ohw * k)) { range in
+        parallelFor(g.n * blocks, grain: setupGrain(count: g.n * blocks, work: 16 * g.ohw * k)) { range in
             let tile = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: tileGeo.pixels)
             let gsp = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: front + tileGeo.pixels)
             let dxl = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: g.hw)
