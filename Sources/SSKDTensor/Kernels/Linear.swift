@@ -22,7 +22,9 @@ func linearForward(out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>
 /// registers, four rows by 16 columns at a time. Rows are independent, so any chunking gives the same result.
 func smallGemmRows(_ out: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, ais: Int, ats: Int, _ b: UnsafePointer<Float>,
                    m: Int, n: Int, k: Int) {
-    parallelFor(m, grain: grainFor(work: n * k)) { rows in
+    // Chunks of whole groups of four rows (a chunk of one or two rows would run only the slow
+    // single-row path: on a 10-class head's backward, two threads were slower than one).
+    parallelFor(m, grain: (Swift.max(grainFor(work: n * k), 4) + 3) / 4 * 4) { rows in
         var i = rows.lowerBound
         // Four rows at a time, 16 columns per step: every load of b feeds four FMAs.
         while i + 4 <= rows.upperBound {
