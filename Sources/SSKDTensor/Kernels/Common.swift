@@ -68,6 +68,15 @@ func quad(_ v: [Int], _ name: String, op: String) throws -> (Int, Int, Int, Int)
 /// per chunk, at least one task.
 @inline(__always) func grainFor(work: Int) -> Int { Swift.max(1, 32768 / Swift.max(work, 1)) }
 
+/// Chunk size for an elementwise stream of `count` floats: one contiguous run per thread (as
+/// OpenMP's static schedule), a multiple of 32 floats and at least 32K. Chunks of 32K floats taken
+/// in turn by the two threads made relu6 on 32x144x24x24 (10.6 MB) no faster than one thread;
+/// one run per thread is 1.9-2x faster. Only for loops whose results do not depend on the chunking.
+@inline(__always) func streamGrain(_ count: Int) -> Int {
+    let t = Runtime.availableThreads
+    return Swift.max(32768, ((count + t - 1) / t + 31) & ~31)
+}
+
 /// Chunk size for `parallelFor` over `count` tasks of `work` elements when each chunk pays a setup
 /// (scratch buffers allocated and zeroed): as `grainFor`, but at least a quarter of a thread's
 /// share, so a chunk's setup is paid a few times per thread instead of once per small task (with
