@@ -154,6 +154,35 @@ final class RandomParallelTests: XCTestCase {
         XCTAssertEqual(Runtime.availableThreads, 2)
     }
 
+    /// Batch norm in training (plain and fused with silu) gives the same bits at 1, 2 and 3 threads:
+    /// output, running statistics and all gradients, on planes above and below the size where the
+    /// backward switches to one channel at a time.
+    func testBatchNormDoesNotDependOnThreadCount() throws {
+        let saved = Runtime.threads
+        defer { try? Runtime.setThreads(saved) }
+        func run(_ shape: [Int], _ activation: FusedActivation?) throws -> [[Float]] {
+            let c = shape[1]
+            let x = try Tensor.randn(shape, generator: Generator(seed: 21)).requiringGrad()
+            let w = try Tensor.randn([c], generator: Generator(seed: 22)).requiringGrad()
+            let b = try Tensor.randn([c], generator: Generator(seed: 23)).requiringGrad()
+            let rm = try Tensor.zeros([c]), rv = try Tensor.ones([c])
+            let y = try batchNorm2d(x, runningMean: rm, runningVar: rv, weight: w, bias: b, training: true, activation: activation)
+            try y.backward(try Tensor.randn(shape, generator: Generator(seed: 24)))
+            return [y.toArray(), rm.toArray(), rv.toArray(), x.grad!.toArray(), w.grad!.toArray(), b.grad!.toArray()]
+        }
+        for shape in [[3, 13, 15, 14], [5, 11, 6, 5]] {
+            for activation in [nil, FusedActivation.silu] {
+                var results: [[[Float]]] = []
+                for threads in [1, 2, 3] {
+                    try Runtime.setThreads(threads)
+                    results.append(try run(shape, activation))
+                }
+                XCTAssertEqual(results[0], results[1], "\(shape) \(String(describing: activation)): 1 vs 2 threads")
+                XCTAssertEqual(results[0], results[2], "\(shape) \(String(describing: activation)): 1 vs 3 threads")
+            }
+        }
+    }
+
     /// The worker pool runs every task of every job exactly once: thousands of back-to-back jobs
     /// of 2...300 tasks, from two host threads at once (one gets the pool, the other falls back),
     /// across thread-count changes, with the caller's grad mode in every task.

@@ -20,24 +20,28 @@
 // batch norm followed by the activation, with two full passes over the tensor (and the tensor y
 // itself) saved.
 //
-// Tasks own ranges of channels. Inside a task the planes are visited image-major (image 0's
-// planes of the range, then image 1's, ...), i.e. in memory order: on small maps (6x6, 3x3) a
-// channel-major walk would jump N times per channel between far-apart 36- or 144-byte planes, and
-// every jump is a cache miss the prefetchers cannot see coming. Each channel still sums its N
-// planes in image order, so results do not depend on the chunking (nor on the thread count).
+// Tasks own runs of channels, one run per thread. Inside a task the planes are visited
+// image-major (image 0's planes of the run, then image 1's, ...), i.e. in memory order: on small
+// maps (6x6, 3x3) a channel-major walk would jump N times per channel between far-apart 36- or
+// 144-byte planes, and every jump is a cache miss the prefetchers cannot see coming. The
+// backward on larger planes does its two passes one channel at a time (the channel's planes stay
+// in L2 for the second pass). Each channel still sums its N planes in image order, so results do
+// not depend on the chunking (nor on the thread count).
 // The statistics make one pass (sums shifted by the channel's first value, so the variance does
 // not cancel), the output a second.
 
-/// Channels per task of the per-channel passes. Planes of up to 144 values (12x12 maps and
-/// smaller): one run of channels per thread, so each task walks whole images in memory order
-/// (small tasks would jump between far-apart tiny planes). Larger planes: small tasks, whose
-/// planes stay in L2 between the two passes. Each channel's sums do not depend on the chunking.
+/// Channels per task of the per-channel passes: one run of channels per thread, so each task walks
+/// whole images in memory order (small tasks would jump between far-apart planes, and chunks taken
+/// in turn by the threads interleave their streams: 2-thread backward on 24x24 maps barely beat one
+/// thread). Each channel's sums do not depend on the chunking.
 @inline(__always) func channelGrain(_ c: Int, n: Int, hw: Int, passes: Int) -> Int {
-    let small = grainFor(work: passes * n * hw)
-    guard hw <= 144 else { return small }
     let threads = Runtime.availableThreads
-    return Swift.max(small, (c + threads - 1) / threads)
+    return Swift.max(grainFor(work: passes * n * hw), (c + threads - 1) / threads)
 }
+
+/// Planes above this size go through the backward's two passes one channel at a time, so that a
+/// channel's planes are still in L2 for the second pass.
+let batchNormChannelAtATime = 144
 
 /// Lane partials of (sum d, sum d*d), d = x - shift, over one plane of `count` (>= 8) floats: two
 /// chains each, and the ragged tail as the plane's last 8 floats with the counted lanes masked.
@@ -103,7 +107,7 @@ enum NoActivation: LaneMap, LaneGrad {
 /// y = x * scale[c] + shift[c] over x [N, C, HW]; `F(y)` is stored when an activation is fused.
 func channelAffine<F: LaneMap>(_: F.Type, _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,
                                scale: UnsafePointer<Float>, shift: UnsafePointer<Float>, n: Int, c: Int, hw: Int) {
-    parallelFor(n * c, grain: grainFor(work: hw)) { planes in
+    parallelFor(n * c, grain: Swift.max(grainFor(work: hw), (n * c + Runtime.availableThreads - 1) / Runtime.availableThreads)) { planes in
         for p in planes {
             let ch = p % c
             let a = SIMD8<Float>(repeating: scale[ch]), b = SIMD8<Float>(repeating: shift[ch])
@@ -159,73 +163,76 @@ func batchNormBackwardTraining<G: LaneGrad>(_: G.Type = NoActivation.self, dinpu
     let affine = UnsafeMutablePointer<Float>.allocate(capacity: fused ? 2 * c : 0)
     defer { affine.deallocate() }
     if fused { batchNormScaleShift(affine, affine + c, mean: mean, invstd: invstd, weight: weight, bias: bias, c: c) }
-    parallelFor(c, grain: channelGrain(c, n: n, hw: hw, passes: 2)) { chans in
-        let lo = chans.lowerBound, cc = chans.count
-        // Pass 1: per channel, sum dy and sum dy * (x - mean) (Double lanes, planes in image order).
-        let acc = UnsafeMutablePointer<SIMD8<Double>>.allocate(capacity: 2 * cc)
-        let coef = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: 4 * cc)   // mean, k, c0, c1 per channel
-        defer { acc.deallocate(); coef.deallocate() }
-        acc.initialize(repeating: SIMD8(), count: 2 * cc)
-        for img in 0..<n {
-            for j in 0..<cc {
-                let ch = lo + j, off = (img * c + ch) * hw, mu = mean[ch]
-                let sc = fused ? affine[ch] : 0, sh = fused ? affine[c + ch] : 0
-                if hw >= 8 {
-                    let (a, b) = gradMoments(G.self, dout + off, input + off, count: hw, mean: SIMD8(repeating: mu),
-                                             scale: SIMD8(repeating: sc), shift: SIMD8(repeating: sh), keep: keep.map { $0 + off })
-                    acc[j] += SIMD8<Double>(a); acc[cc + j] += SIMD8<Double>(b)
-                } else {
-                    for i in 0..<hw {
-                        let g = fusedGrad(G.self, dout[off + i], input[off + i], sc, sh)
-                        keep?[off + i] = g
-                        acc[j][0] += Double(g); acc[cc + j][0] += Double(g * (input[off + i] - mu))
+    parallelFor(c, grain: channelGrain(c, n: n, hw: hw, passes: 2)) { run in
+        let groups = hw > batchNormChannelAtATime ? run.map { $0..<($0 + 1) } : [run]
+        for chans in groups {
+            let lo = chans.lowerBound, cc = chans.count
+            // Pass 1: per channel, sum dy and sum dy * (x - mean) (Double lanes, planes in image order).
+            let acc = UnsafeMutablePointer<SIMD8<Double>>.allocate(capacity: 2 * cc)
+            let coef = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: 4 * cc)   // mean, k, c0, c1 per channel
+            defer { acc.deallocate(); coef.deallocate() }
+            acc.initialize(repeating: SIMD8(), count: 2 * cc)
+            for img in 0..<n {
+                for j in 0..<cc {
+                    let ch = lo + j, off = (img * c + ch) * hw, mu = mean[ch]
+                    let sc = fused ? affine[ch] : 0, sh = fused ? affine[c + ch] : 0
+                    if hw >= 8 {
+                        let (a, b) = gradMoments(G.self, dout + off, input + off, count: hw, mean: SIMD8(repeating: mu),
+                                                 scale: SIMD8(repeating: sc), shift: SIMD8(repeating: sh), keep: keep.map { $0 + off })
+                        acc[j] += SIMD8<Double>(a); acc[cc + j] += SIMD8<Double>(b)
+                    } else {
+                        for i in 0..<hw {
+                            let g = fusedGrad(G.self, dout[off + i], input[off + i], sc, sh)
+                            keep?[off + i] = g
+                            acc[j][0] += Double(g); acc[cc + j][0] += Double(g * (input[off + i] - mu))
+                        }
                     }
                 }
             }
-        }
-        for j in 0..<cc {
-            let ch = lo + j, istd = invstd[ch]
-            let sumDy = Float(acc[j].sum()), sumDyXhat = Float(acc[cc + j].sum()) * istd
-            dbias?[ch] = sumDy
-            dweight?[ch] = sumDyXhat
-            // dx = gamma*invstd * (dy - sumDy/M - (x - mean) * invstd * sumDyXhat/M) = k * (dy + c0 + (x - mean) * c1)
-            let gamma = weight?[ch] ?? 1
-            coef[4 * j] = SIMD8(repeating: mean[ch])
-            coef[4 * j + 1] = SIMD8(repeating: gamma * istd)
-            coef[4 * j + 2] = SIMD8(repeating: -sumDy / count)
-            coef[4 * j + 3] = SIMD8(repeating: -istd * sumDyXhat / count)
-        }
-        guard let dinput else { return }
-        // Pass 2, again image-major.
-        for img in 0..<n {
             for j in 0..<cc {
-                let ch = lo + j, off = (img * c + ch) * hw
-                let xr = input + off, gr = dout + off, dr = dinput + off
-                let mv = coef[4 * j], kv = coef[4 * j + 1], c0v = coef[4 * j + 2], c1v = coef[4 * j + 3]
-                let sc = fused ? affine[ch] : 0, sh = fused ? affine[c + ch] : 0
-                let kept = keep != nil
-                guard hw >= 8 else {
-                    for i in 0..<hw {
-                        let g = kept ? dr[i] : fusedGrad(G.self, gr[i], xr[i], sc, sh)
-                        dr[i] = kv[0] * (g + c0v[0] + (xr[i] - mv[0]) * c1v[0])
+                let ch = lo + j, istd = invstd[ch]
+                let sumDy = Float(acc[j].sum()), sumDyXhat = Float(acc[cc + j].sum()) * istd
+                dbias?[ch] = sumDy
+                dweight?[ch] = sumDyXhat
+                // dx = gamma*invstd * (dy - sumDy/M - (x - mean) * invstd * sumDyXhat/M) = k * (dy + c0 + (x - mean) * c1)
+                let gamma = weight?[ch] ?? 1
+                coef[4 * j] = SIMD8(repeating: mean[ch])
+                coef[4 * j + 1] = SIMD8(repeating: gamma * istd)
+                coef[4 * j + 2] = SIMD8(repeating: -sumDy / count)
+                coef[4 * j + 3] = SIMD8(repeating: -istd * sumDyXhat / count)
+            }
+            guard let dinput else { continue }
+            // Pass 2, again image-major.
+            for img in 0..<n {
+                for j in 0..<cc {
+                    let ch = lo + j, off = (img * c + ch) * hw
+                    let xr = input + off, gr = dout + off, dr = dinput + off
+                    let mv = coef[4 * j], kv = coef[4 * j + 1], c0v = coef[4 * j + 2], c1v = coef[4 * j + 3]
+                    let sc = fused ? affine[ch] : 0, sh = fused ? affine[c + ch] : 0
+                    let kept = keep != nil
+                    guard hw >= 8 else {
+                        for i in 0..<hw {
+                            let g = kept ? dr[i] : fusedGrad(G.self, gr[i], xr[i], sc, sh)
+                            dr[i] = kv[0] * (g + c0v[0] + (xr[i] - mv[0]) * c1v[0])
+                        }
+                        continue
                     }
-                    continue
+                    let scv = SIMD8<Float>(repeating: sc), shv = SIMD8<Float>(repeating: sh)
+                    @inline(__always) func grad(_ i: Int) -> SIMD8<Float> {
+                        if kept { return load8(dr + i) }
+                        let x = load8(xr + i)
+                        return G.apply(load8(gr + i), shv.addingProduct(x, scv))
+                    }
+                    // The ragged tail redoes the plane's last 8 values (same results on the overlap);
+                    // its kept dy is read before the main loop overwrites part of it.
+                    let t = hw - 8, tailGrad = hw % 8 != 0 ? grad(t) : SIMD8<Float>()
+                    var i = 0
+                    while i + 8 <= hw {
+                        store8(((grad(i) + c0v).addingProduct(load8(xr + i) - mv, c1v)) * kv, dr + i)
+                        i += 8
+                    }
+                    if i < hw { store8(((tailGrad + c0v).addingProduct(load8(xr + t) - mv, c1v)) * kv, dr + t) }
                 }
-                let scv = SIMD8<Float>(repeating: sc), shv = SIMD8<Float>(repeating: sh)
-                @inline(__always) func grad(_ i: Int) -> SIMD8<Float> {
-                    if kept { return load8(dr + i) }
-                    let x = load8(xr + i)
-                    return G.apply(load8(gr + i), shv.addingProduct(x, scv))
-                }
-                // The ragged tail redoes the plane's last 8 values (same results on the overlap);
-                // its kept dy is read before the main loop overwrites part of it.
-                let t = hw - 8, tailGrad = hw % 8 != 0 ? grad(t) : SIMD8<Float>()
-                var i = 0
-                while i + 8 <= hw {
-                    store8(((grad(i) + c0v).addingProduct(load8(xr + i) - mv, c1v)) * kv, dr + i)
-                    i += 8
-                }
-                if i < hw { store8(((tailGrad + c0v).addingProduct(load8(xr + t) - mv, c1v)) * kv, dr + t) }
             }
         }
     }
