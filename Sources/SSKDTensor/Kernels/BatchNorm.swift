@@ -35,8 +35,7 @@
 /// in turn by the threads interleave their streams: 2-thread backward on 24x24 maps barely beat one
 /// thread). Each channel's sums do not depend on the chunking.
 @inline(__always) func channelGrain(_ c: Int, n: Int, hw: Int, passes: Int) -> Int {
-    let threads = Runtime.availableThreads
-    return Swift.max(grainFor(work: passes * n * hw), (c + threads - 1) / threads)
+    threadRunGrain(count: c, work: passes * n * hw)
 }
 
 /// Planes above this size go through the backward's two passes one channel at a time, so that a
@@ -107,7 +106,7 @@ enum NoActivation: LaneMap, LaneGrad {
 /// y = x * scale[c] + shift[c] over x [N, C, HW]; `F(y)` is stored when an activation is fused.
 func channelAffine<F: LaneMap>(_: F.Type, _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,
                                scale: UnsafePointer<Float>, shift: UnsafePointer<Float>, n: Int, c: Int, hw: Int) {
-    parallelFor(n * c, grain: Swift.max(grainFor(work: hw), (n * c + Runtime.availableThreads - 1) / Runtime.availableThreads)) { planes in
+    parallelFor(n * c, grain: threadRunGrain(count: n * c, work: hw)) { planes in
         for p in planes {
             let ch = p % c
             let a = SIMD8<Float>(repeating: scale[ch]), b = SIMD8<Float>(repeating: shift[ch])

@@ -569,8 +569,7 @@ func adaptiveAvgPool2dForward(out: UnsafeMutablePointer<Float>, input: UnsafePoi
         // adds (instead of a horizontal sum per plane). A leftover plane adds its lanes in the
         // same order, so every plane's result is the same whichever way it went.
         let inv = 1 / Float(hw)
-        let t = Runtime.availableThreads
-        parallelFor(planes, grain: Swift.max(grainFor(work: hw), (planes + t - 1) / t)) { ps in
+        parallelFor(planes, grain: threadRunGrain(count: planes, work: hw)) { ps in
             let m = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: 8)
             defer { m.deallocate() }
             var p = ps.lowerBound
