@@ -165,7 +165,7 @@ extension Tensor {
 @inline(__always) func accumulateLeafGrad(_ leaf: Tensor, _ g: Tensor) {
     if let acc = leaf.grad {
         let a = acc.data, b = g.data
-        parallelFor(acc.count, grain: streamGrain(acc.count)) { r in for i in r { a[i] += b[i] } }
+        parallelStream(acc.count) { r in for i in r { a[i] += b[i] } }
     } else {
         let own = Tensor(g.shape, zeroed: false)
         own.data.update(from: g.data, count: g.count)

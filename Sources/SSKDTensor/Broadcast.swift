@@ -70,7 +70,7 @@ func broadcastBinary(_ a: Tensor, _ b: Tensor, op: String, _ f: (Float, Float) -
     if a.shape == b.shape {
         let out = Tensor(a.shape, zeroed: false)
         let o = out.data, x = a.data, y = b.data
-        parallelFor(out.count, grain: streamGrain(out.count)) { r in for i in r { o[i] = f(x[i], y[i]) } }
+        parallelStream(out.count) { r in for i in r { o[i] = f(x[i], y[i]) } }
         return out
     }
     let shape = try broadcastShapes(a.shape, b.shape, op: op)
@@ -79,13 +79,13 @@ func broadcastBinary(_ a: Tensor, _ b: Tensor, op: String, _ f: (Float, Float) -
     if b.count == 1 {
         let v = y[0]
         if a.count == out.count {
-            parallelFor(out.count, grain: streamGrain(out.count)) { r in for i in r { o[i] = f(x[i], v) } }
+            parallelStream(out.count) { r in for i in r { o[i] = f(x[i], v) } }
             return out
         }
     }
     if a.count == 1 && b.count == out.count {
         let v = x[0]
-        parallelFor(out.count, grain: streamGrain(out.count)) { r in for i in r { o[i] = f(v, y[i]) } }
+        parallelStream(out.count) { r in for i in r { o[i] = f(v, y[i]) } }
         return out
     }
     let plan = LoopPlan(shape: shape, operandStrides: [contiguousStrides(shape), broadcastStrides(a.shape, to: shape), broadcastStrides(b.shape, to: shape)])
@@ -107,7 +107,7 @@ func broadcastBinary(_ a: Tensor, _ b: Tensor, op: String, _ f: (Float, Float) -
 func unaryMap(_ a: Tensor, _ f: (Float) -> Float) -> Tensor {
     let out = Tensor(a.shape, zeroed: false)
     let o = out.data, x = a.data
-    parallelFor(out.count, grain: streamGrain(out.count)) { r in for i in r { o[i] = f(x[i]) } }
+    parallelStream(out.count) { r in for i in r { o[i] = f(x[i]) } }
     return out
 }
 
@@ -116,7 +116,7 @@ func unaryMap(_ a: Tensor, _ f: (Float) -> Float) -> Tensor {
 func zipMap(_ a: Tensor, _ b: Tensor, _ f: (Float, Float) -> Float) -> Tensor {
     let out = Tensor(a.shape, zeroed: false)
     let o = out.data, x = a.data, y = b.data
-    parallelFor(out.count, grain: streamGrain(out.count)) { r in for i in r { o[i] = f(x[i], y[i]) } }
+    parallelStream(out.count) { r in for i in r { o[i] = f(x[i], y[i]) } }
     return out
 }
 
@@ -125,7 +125,7 @@ func zipMap(_ a: Tensor, _ b: Tensor, _ f: (Float, Float) -> Float) -> Tensor {
 func zipMap3(_ a: Tensor, _ b: Tensor, _ c: Tensor, _ f: (Float, Float, Float) -> Float) -> Tensor {
     let out = Tensor(a.shape, zeroed: false)
     let o = out.data, x = a.data, y = b.data, z = c.data
-    parallelFor(out.count, grain: streamGrain(out.count)) { r in for i in r { o[i] = f(x[i], y[i], z[i]) } }
+    parallelStream(out.count) { r in for i in r { o[i] = f(x[i], y[i], z[i]) } }
     return out
 }
 

@@ -24,7 +24,7 @@ extension LaneGrad {
 
 /// y = F(x) over `count` floats, 8 lanes at a time (the tail goes through a zero-filled vector).
 @inline(__always) func mapForward<F: LaneMap>(_: F.Type, _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, count: Int) {
-    parallelFor(count, grain: streamGrain(count)) { r in
+    parallelStream(count) { r in
         var i = r.lowerBound
         while i + 32 <= r.upperBound {
             store8(F.apply(load8(x + i)), y + i); store8(F.apply(load8(x + i + 8)), y + i + 8)
@@ -44,7 +44,7 @@ extension LaneGrad {
 /// dx = F(dy, x) over `count` floats, 8 lanes at a time.
 @inline(__always) func mapBackward<F: LaneGrad>(_: F.Type, _ dx: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>,
                                                _ x: UnsafePointer<Float>, count: Int) {
-    parallelFor(count, grain: streamGrain(count)) { r in
+    parallelStream(count) { r in
         var i = r.lowerBound
         while i + 16 <= r.upperBound {
             store8(F.apply(load8(dy + i), load8(x + i)), dx + i); store8(F.apply(load8(dy + i + 8), load8(x + i + 8)), dx + i + 8)

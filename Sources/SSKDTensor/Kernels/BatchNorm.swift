@@ -30,14 +30,6 @@
 // The statistics make one pass (sums shifted by the channel's first value, so the variance does
 // not cancel), the output a second.
 
-/// Channels per task of the per-channel passes: one run of channels per thread, so each task walks
-/// whole images in memory order (small tasks would jump between far-apart planes, and chunks taken
-/// in turn by the threads interleave their streams: 2-thread backward on 24x24 maps barely beat one
-/// thread). Each channel's sums do not depend on the chunking.
-@inline(__always) func channelGrain(_ c: Int, n: Int, hw: Int, passes: Int) -> Int {
-    threadRunGrain(count: c, work: passes * n * hw)
-}
-
 /// Planes above this size go through the backward's two passes one channel at a time, so that a
 /// channel's planes are still in L2 for the second pass.
 let batchNormChannelAtATime = 144
@@ -70,7 +62,7 @@ let batchNormChannelAtATime = 144
 /// sum per channel.
 func batchNormStats(mean: UnsafeMutablePointer<Float>, variance: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,
                     n: Int, c: Int, hw: Int) {
-    parallelFor(c, grain: channelGrain(c, n: n, hw: hw, passes: 1)) { chans in
+    parallelFor(c, grain: threadRunGrain(count: c, work: n * hw)) { chans in
         let lo = chans.lowerBound, cc = chans.count
         // [cc] running sums of d and d^2 (Double lanes), d = x - x[channel's first value].
         let acc = UnsafeMutablePointer<SIMD8<Double>>.allocate(capacity: 2 * cc)
@@ -162,7 +154,7 @@ func batchNormBackwardTraining<G: LaneGrad>(_: G.Type = NoActivation.self, dinpu
     let affine = UnsafeMutablePointer<Float>.allocate(capacity: fused ? 2 * c : 0)
     defer { affine.deallocate() }
     if fused { batchNormScaleShift(affine, affine + c, mean: mean, invstd: invstd, weight: weight, bias: bias, c: c) }
-    parallelFor(c, grain: channelGrain(c, n: n, hw: hw, passes: 2)) { run in
+    parallelFor(c, grain: threadRunGrain(count: c, work: 2 * n * hw)) { run in
         let groups = hw > batchNormChannelAtATime ? run.map { $0..<($0 + 1) } : [run]
         for chans in groups {
             let lo = chans.lowerBound, cc = chans.count

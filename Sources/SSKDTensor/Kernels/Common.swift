@@ -68,30 +68,22 @@ func quad(_ v: [Int], _ name: String, op: String) throws -> (Int, Int, Int, Int)
 /// per chunk, at least one task.
 @inline(__always) func grainFor(work: Int) -> Int { Swift.max(1, 32768 / Swift.max(work, 1)) }
 
-/// Chunk size for an elementwise stream of `count` floats: one contiguous run per thread (as
-/// OpenMP's static schedule), a multiple of 32 floats and at least 32K. Chunks of 32K floats taken
-/// in turn by the two threads made relu6 on 32x144x24x24 (10.6 MB) no faster than one thread;
-/// one run per thread is 1.9-2x faster. Only for loops whose results do not depend on the chunking.
-@inline(__always) func streamGrain(_ count: Int) -> Int {
-    let t = Runtime.availableThreads
-    return Swift.max(32768, ((count + t - 1) / t + 31) & ~31)
+/// Chunk size for `parallelFor` over `count` independent tasks of `work` elements each:
+/// `runsPerThread` runs of tasks per thread (at least `grainFor(work:)`), as OpenMP's static
+/// schedule. Only for tasks whose results do not depend on the chunking. Measured at 2 threads:
+/// - one run per thread (batch norm, global pooling, elementwise streams): 32K-element chunks taken
+///   in turn by the threads interleave their memory streams, and relu6 on 32x144x24x24 (10.6 MB)
+///   or batch norm on 24x24 maps barely beat one thread that way (1.9-2x and 1.2-1.6x faster now);
+/// - four runs per thread where a chunk allocates and zeroes scratch (depthwise): one task per
+///   chunk paid that setup 960 times in the 5x5 forward on 12x12 maps, and one run per thread
+///   was 10-40 % slower than four.
+@inline(__always) func threadRunGrain(count: Int, work: Int, runsPerThread: Int = 1) -> Int {
+    let runs = runsPerThread * Runtime.availableThreads
+    return Swift.max(grainFor(work: work), (count + runs - 1) / runs)
 }
 
-/// Chunk size for `parallelFor` over `count` independent tasks of `work` elements each: one run of
-/// tasks per thread (at least `grainFor(work:)`), as OpenMP's static schedule. Chunks taken in turn
-/// by the threads interleave their memory streams: batch norm on 24x24 maps at 2 threads barely
-/// beat one thread that way. Only for tasks whose results do not depend on the chunking.
-@inline(__always) func threadRunGrain(count: Int, work: Int) -> Int {
-    let t = Runtime.availableThreads
-    return Swift.max(grainFor(work: work), (count + t - 1) / t)
-}
-
-/// Chunk size for `parallelFor` over `count` tasks of `work` elements when each chunk pays a setup
-/// (scratch buffers allocated and zeroed): as `grainFor`, but at least a quarter of a thread's
-/// share, so a chunk's setup is paid a few times per thread instead of once per small task (with
-/// one task per chunk, 960 tasks of 2 µs, the 5x5 depthwise forward on 12x12 maps barely gained
-/// from a second thread). Only for tasks whose results do not depend on the chunking.
-@inline(__always) func setupGrain(count: Int, work: Int) -> Int {
-    let share = (count + 4 * Runtime.availableThreads - 1) / (4 * Runtime.availableThreads)
-    return Swift.max(grainFor(work: work), share)
+/// `parallelFor` over an elementwise stream of `count` floats: one run per thread, at least 32K
+/// floats and a multiple of 32 (so only the last run has a scalar tail).
+@inline(__always) func parallelStream(_ count: Int, _ body: (Range<Int>) -> Void) {
+    parallelFor(count, grain: (threadRunGrain(count: count, work: 1) + 31) & ~31, body)
 }

@@ -96,11 +96,10 @@ final class DepthwisePlan {
             let dst = buf + rows[r], src = x + r * w
             if unitStride {
                 copyFloats(dst + pl, src, w)
-            } else if twoColumnPhases {
+            } else if twoColumnPhases && w >= 16 {
                 // Stride 2: 16 columns split into their even and odd halves (one shuffle each),
                 // 8 consecutive columns of the two column phases; a ragged end redoes the row's
                 // last 16 columns (same values on the overlap).
-                guard w >= 16 else { for q in 0..<w { dst[cols[q]] = src[q] }; continue }
                 var q = 0
                 while true {
                     let v = load16(src + q)
@@ -201,7 +200,7 @@ func depthwiseConv2dForward(out: UnsafeMutablePointer<Float>, input: UnsafePoint
     let m = g.o / g.c, planes = g.n * g.o, k = plan.k
     let tap = plan.tap
     do {
-        parallelFor(planes, grain: setupGrain(count: planes, work: plan.span * k)) { range in
+        parallelFor(planes, grain: threadRunGrain(count: planes, work: plan.span * k, runsPerThread: 4)) { range in
             let buf = UnsafeMutablePointer<Float>.allocate(capacity: plan.bufSize)
             let yf = UnsafeMutablePointer<Float>.allocate(capacity: plan.span)
             let wv = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: k)
@@ -677,7 +676,7 @@ func depthwiseBlockedForward(out: UnsafeMutablePointer<Float>, input: UnsafePoin
     interior.withUnsafeBufferPointer { ib in
     windows.withUnsafeBufferPointer { wb in
         let tap = tb.baseAddress!, inMap = ib.baseAddress!, pix = wb.baseAddress!
-        parallelFor(g.n * blocks, grain: setupGrain(count: g.n * blocks, work: 8 * g.ohw * k)) { range in
+        parallelFor(g.n * blocks, grain: threadRunGrain(count: g.n * blocks, work: 8 * g.ohw * k, runsPerThread: 4)) { range in
             let tile = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: tileGeo.pixels)
             let otile = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: g.ohw)
             let scratch = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: 8)
@@ -726,7 +725,7 @@ func depthwiseBlockedBackward(dinput: UnsafeMutablePointer<Float>?, dweight: Uns
     interior.withUnsafeBufferPointer { ib in
     outputs.withUnsafeBufferPointer { ob in
         let tap = tb.baseAddress!, inMap = ib.baseAddress!, outMap = ob.baseAddress!
-        parallelFor(g.n * blocks, grain: setupGrain(count: g.n * blocks, work: 16 * g.ohw * k)) { range in
+        parallelFor(g.n * blocks, grain: threadRunGrain(count: g.n * blocks, work: 16 * g.ohw * k, runsPerThread: 4)) { range in
             let tile = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: tileGeo.pixels)
             let gsp = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: front + tileGeo.pixels)
             let dxl = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: g.hw)

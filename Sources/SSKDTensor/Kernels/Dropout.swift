@@ -16,7 +16,7 @@ func dropoutMask(_ scale: UnsafeMutablePointer<Float>, count: Int, p: Float, gen
 
 /// y = x * scale (also the backward: dx = dy * scale).
 func maskedScale(_ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, _ scale: UnsafePointer<Float>, count: Int) {
-    parallelFor(count, grain: streamGrain(count)) { r in
+    parallelStream(count) { r in
         var i = r.lowerBound
         while i + 8 <= r.upperBound { store8(load8(x + i) * load8(scale + i), y + i); i += 8 }
         while i < r.upperBound { y[i] = x[i] * scale[i]; i += 1 }
