@@ -57,15 +57,19 @@ final class KernelsGradTests: XCTestCase {
         }
     }
 
-    /// The direct pointwise kernel (maps of 64+ pixels) against OpenBLAS on the same inputs:
-    /// pixel counts that fill 16-wide blocks exactly or leave a ragged end, output counts that
-    /// leave row tails of 1 to 5, expansions and projections (dx on the direct kernel when C >= O),
-    /// with and without bias; then finite differences through it.
+    /// The direct pointwise kernels (maps of 64+ pixels, and of 33-40) against OpenBLAS on the same
+    /// inputs: pixel counts that fill 16-wide blocks exactly or leave a ragged end, output counts
+    /// that leave row tails of 1 to 5, expansions and projections (dx on the direct kernel when
+    /// C >= O, and for expansions on 64-256 pixels), with and without bias; on 33-40 pixels, odd row
+    /// counts and more than 128 input planes (K in chunks of 128); then finite differences.
     func testDirectPointwiseMatchesGemm() throws {
         defer { PointwiseKernel.direct = true }
         for (x, w) in [([2, 5, 8, 8], [6, 5, 1, 1]), ([3, 4, 8, 9], [7, 4, 1, 1]), ([2, 9, 9, 9], [11, 9, 1, 1]),
                        ([1, 3, 7, 11], [16, 3, 1, 1]), ([2, 13, 12, 12], [9, 13, 1, 1]), ([1, 2, 17, 5], [5, 2, 1, 1]),
-                       ([2, 17, 8, 10], [4, 17, 1, 1]), ([1, 12, 9, 8], [12, 12, 1, 1])] {
+                       ([2, 17, 8, 10], [4, 17, 1, 1]), ([1, 12, 9, 8], [12, 12, 1, 1]), ([2, 4, 12, 12], [13, 4, 1, 1]),
+                       ([2, 5, 6, 6], [7, 5, 1, 1]), ([3, 7, 6, 6], [2, 7, 1, 1]), ([2, 3, 3, 11], [1, 3, 1, 1]),
+                       ([2, 3, 5, 8], [5, 3, 1, 1]), ([2, 300, 6, 6], [5, 300, 1, 1]), ([2, 130, 5, 7], [131, 130, 1, 1]),
+                       ([2, 3, 6, 6], [257, 3, 1, 1])] {
             for bias in [true, false] {
                 let g = Generator(seed: 9)
                 let xt = try Tensor.randn(x, generator: g), wt = try Tensor.randn(w, generator: g), bt = try Tensor.randn([w[0]], generator: g)
@@ -87,6 +91,8 @@ final class KernelsGradTests: XCTestCase {
         }
         try conv([2, 3, 8, 9], [7, 3, 1, 1], bias: true)
         try conv([1, 13, 4, 17], [8, 13, 1, 1], bias: false)
+        try conv([2, 3, 6, 6], [5, 3, 1, 1], bias: true)          // 33-40 pixels: five vectors a row
+        try conv([2, 5, 3, 12], [3, 5, 1, 1], bias: false)
     }
 
     func testConvGrouped() throws {

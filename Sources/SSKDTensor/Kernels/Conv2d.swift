@@ -40,14 +40,20 @@ struct ConvGeometry {
 
     /// A 1x1, stride-1, unpadded convolution: the image itself is the im2col matrix.
     var isPointwise: Bool { kh == 1 && kw == 1 && sh == 1 && sw == 1 && pt == 0 && pb == 0 && pl == 0 && pr == 0 }
-    /// A pointwise convolution on a map small enough that one batched GEMM beats N small ones.
-    var isBatchedPointwise: Bool { isPointwise && groups == 1 && n > 1 && hw <= 256 }
-    /// A pointwise convolution whose forward runs on the direct kernel of Pointwise.swift: maps
-    /// of 64+ pixels (at 6x6 and 3x3 the 16-pixel blocks waste lanes and the batched GEMM wins).
-    var isDirectPointwise: Bool { isPointwise && groups == 1 && hw >= 64 && PointwiseKernel.direct }
-    /// Its dx = w^T dy also runs there when it has at least as many rows as terms (C >= O, the
-    /// projections); expansions keep sgemm, which was faster for them (bench ops, 1 and 2 threads).
-    var isDirectPointwiseInputGrad: Bool { isDirectPointwise && c >= o }
+    /// A pointwise convolution whose forward runs on the direct kernels of Pointwise.swift: maps
+    /// of 64+ pixels, and of 33-40 (6x6). At 3x3 the vectors would waste lanes and the batched
+    /// GEMM wins.
+    var isDirectPointwise: Bool { isPointwise && groups == 1 && (hw >= 64 || (hw > 32 && hw <= 40)) && PointwiseKernel.direct }
+    /// Its dx = w^T dy also runs there for projections (C >= O), and for expansions on maps of
+    /// 64-256 pixels (12x12). Expansions on 6x6 maps and on maps of 24x24 and up keep sgemm, which
+    /// was faster for them (bench ops: at 6x6 1.02-1.05x slower at 2 threads; at 48x48 13 % slower).
+    var isDirectPointwiseInputGrad: Bool { isDirectPointwise && (c >= o || (hw >= 64 && hw <= 256)) }
+    /// A pointwise convolution on a map small enough that one batched GEMM beats N small ones:
+    /// maps of at most 256 pixels that the direct kernels do not take whole. On 12x12 maps the
+    /// per-image path (direct dx, one dw GEMM per image) is 1.1-1.2x faster than packing dy and x
+    /// for one batched dw (bench ops, 1 and 2 threads); 6x6 maps still batch dw (and dx of the
+    /// expansions).
+    var isBatchedPointwise: Bool { isPointwise && groups == 1 && n > 1 && hw <= 256 && !(isDirectPointwise && hw >= 64) }
     /// One filter per input channel (channel multiplier O/C), handled by the direct kernels.
     var isDepthwise: Bool { groups == c && groups > 1 }
 
@@ -190,7 +196,7 @@ func conv2dForward(out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>
         // Image by image, straight from NCHW to NCHW; one slice of images per thread.
         forEachImageSlice(imageSlices(g.n)) { _, images in
             for img in images {
-                pointwiseDirect(out + img * g.o * g.hw, weight, lda: g.c, input + img * g.c * g.hw, bias: bias, m: g.o, k: g.c, pixels: g.hw)
+                pointwiseProduct(out + img * g.o * g.hw, weight, lda: g.c, input + img * g.c * g.hw, bias: bias, m: g.o, k: g.c, pixels: g.hw)
             }
         }
         return
@@ -250,7 +256,7 @@ func conv2dBackward(dinput: UnsafeMutablePointer<Float>?, dweight: UnsafeMutable
         for o in 0..<g.o { for c in 0..<g.c { wt[c * g.o + o] = weight[o * g.c + c] } }
         forEachImageSlice(imageSlices(g.n)) { _, images in
             for img in images {
-                pointwiseDirect(dinput + img * g.c * g.hw, wt, lda: g.o, dout + img * g.o * g.hw, bias: nil, m: g.c, k: g.o, pixels: g.hw)
+                pointwiseProduct(dinput + img * g.c * g.hw, wt, lda: g.o, dout + img * g.o * g.hw, bias: nil, m: g.c, k: g.o, pixels: g.hw)
             }
         }
         conv2dBackward(dinput: nil, dweight: dweight, dbias: nil, dout: dout, input: input, weight: weight, g)
