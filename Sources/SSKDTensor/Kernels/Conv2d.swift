@@ -46,13 +46,14 @@ struct ConvGeometry {
     var isDirectPointwise: Bool { isPointwise && groups == 1 && (hw >= 64 || (hw > 32 && hw <= 40)) && PointwiseKernel.direct }
     /// Its dx = w^T dy also runs there for projections (C >= O), and for expansions on maps of
     /// 64-256 pixels (12x12). Expansions on 6x6 maps and on maps of 24x24 and up keep sgemm, which
-    /// was faster for them (bench ops: at 6x6 1.02-1.05x slower at 2 threads; at 48x48 13 % slower).
+    /// was faster for them (bench ops: at 6x6 up to 6 % slower at 2 threads, at 48x48 13 % slower
+    /// at 1 thread).
     var isDirectPointwiseInputGrad: Bool { isDirectPointwise && (c >= o || (hw >= 64 && hw <= 256)) }
     /// A pointwise convolution on a map small enough that one batched GEMM beats N small ones:
     /// maps of at most 256 pixels that the direct kernels do not take whole. On 12x12 maps the
-    /// per-image path (direct dx, one dw GEMM per image) is 1.1-1.2x faster than packing dy and x
-    /// for one batched dw (bench ops, 1 and 2 threads); 6x6 maps still batch dw (and dx of the
-    /// expansions).
+    /// per-image path (direct dx, one dw GEMM per image) made the backward 1.06-1.26x faster than
+    /// packing dy and x for one batched dw (bench ops, 1 and 2 threads); 6x6 maps still batch dw
+    /// (and dx of the expansions).
     var isBatchedPointwise: Bool { isPointwise && groups == 1 && n > 1 && hw <= 256 && !(isDirectPointwise && hw >= 64) }
     /// One filter per input channel (channel multiplier O/C), handled by the direct kernels.
     var isDepthwise: Bool { groups == c && groups > 1 }
