@@ -5,8 +5,9 @@
 # Times are the minimum over the repetitions (robust on a shared machine), and over ROUNDS rounds
 # (default 3) that alternate the two sides in fresh processes: on this shared VM an op's best time
 # varies by 10-30 % from one process to the next (cache and memory neighbours), so a single
-# process per side can make either one look slower. Backward is the op's own backward node on both sides (grad_fn(dy)). With one
-# thread both sides time process CPU time (immune to other jobs on the cores), otherwise wall time.
+# process per side can make either one look slower. Backward is the op's own backward node on
+# both sides (grad_fn(dy)). With one thread both sides time process CPU time (immune to other jobs
+# on the cores), otherwise wall time.
 #
 #   scripts/bench_ops.sh [threads ...]        default: 1 2
 #   BUDGET=0.5 ROUNDS=1 FILTER=dw scripts/bench_ops.sh 2

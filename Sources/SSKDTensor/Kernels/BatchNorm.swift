@@ -154,78 +154,80 @@ func batchNormBackwardTraining<G: LaneGrad>(_: G.Type = NoActivation.self, dinpu
     let affine = UnsafeMutablePointer<Float>.allocate(capacity: fused ? 2 * c : 0)
     defer { affine.deallocate() }
     if fused { batchNormScaleShift(affine, affine + c, mean: mean, invstd: invstd, weight: weight, bias: bias, c: c) }
-    parallelFor(c, grain: threadRunGrain(count: c, work: 2 * n * hw)) { run in
-        let groups = hw > batchNormChannelAtATime ? run.map { $0..<($0 + 1) } : [run]
-        for chans in groups {
-            let lo = chans.lowerBound, cc = chans.count
-            // Pass 1: per channel, sum dy and sum dy * (x - mean) (Double lanes, planes in image order).
-            let acc = UnsafeMutablePointer<SIMD8<Double>>.allocate(capacity: 2 * cc)
-            let coef = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: 4 * cc)   // mean, k, c0, c1 per channel
-            defer { acc.deallocate(); coef.deallocate() }
-            acc.initialize(repeating: SIMD8(), count: 2 * cc)
-            for img in 0..<n {
-                for j in 0..<cc {
-                    let ch = lo + j, off = (img * c + ch) * hw, mu = mean[ch]
-                    let sc = fused ? affine[ch] : 0, sh = fused ? affine[c + ch] : 0
-                    if hw >= 8 {
-                        let (a, b) = gradMoments(G.self, dout + off, input + off, count: hw, mean: SIMD8(repeating: mu),
-                                                 scale: SIMD8(repeating: sc), shift: SIMD8(repeating: sh), keep: keep.map { $0 + off })
-                        acc[j] += SIMD8<Double>(a); acc[cc + j] += SIMD8<Double>(b)
-                    } else {
-                        for i in 0..<hw {
-                            let g = fusedGrad(G.self, dout[off + i], input[off + i], sc, sh)
-                            keep?[off + i] = g
-                            acc[j][0] += Double(g); acc[cc + j][0] += Double(g * (input[off + i] - mu))
-                        }
-                    }
-                }
-            }
+    // One run of channels per thread; on planes above `batchNormChannelAtATime` the run goes one
+    // channel at a time (both passes), so that the channel's planes are still in L2 for pass 2.
+    @inline(__always) func backwardChannels(_ chans: Range<Int>) {
+        let lo = chans.lowerBound, cc = chans.count
+        // Pass 1: per channel, sum dy and sum dy * (x - mean) (Double lanes, planes in image order).
+        let acc = UnsafeMutablePointer<SIMD8<Double>>.allocate(capacity: 2 * cc)
+        let coef = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: 4 * cc)   // mean, k, c0, c1 per channel
+        defer { acc.deallocate(); coef.deallocate() }
+        acc.initialize(repeating: SIMD8(), count: 2 * cc)
+        for img in 0..<n {
             for j in 0..<cc {
-                let ch = lo + j, istd = invstd[ch]
-                let sumDy = Float(acc[j].sum()), sumDyXhat = Float(acc[cc + j].sum()) * istd
-                dbias?[ch] = sumDy
-                dweight?[ch] = sumDyXhat
-                // dx = gamma*invstd * (dy - sumDy/M - (x - mean) * invstd * sumDyXhat/M) = k * (dy + c0 + (x - mean) * c1)
-                let gamma = weight?[ch] ?? 1
-                coef[4 * j] = SIMD8(repeating: mean[ch])
-                coef[4 * j + 1] = SIMD8(repeating: gamma * istd)
-                coef[4 * j + 2] = SIMD8(repeating: -sumDy / count)
-                coef[4 * j + 3] = SIMD8(repeating: -istd * sumDyXhat / count)
-            }
-            guard let dinput else { continue }
-            // Pass 2, again image-major.
-            for img in 0..<n {
-                for j in 0..<cc {
-                    let ch = lo + j, off = (img * c + ch) * hw
-                    let xr = input + off, gr = dout + off, dr = dinput + off
-                    let mv = coef[4 * j], kv = coef[4 * j + 1], c0v = coef[4 * j + 2], c1v = coef[4 * j + 3]
-                    let sc = fused ? affine[ch] : 0, sh = fused ? affine[c + ch] : 0
-                    let kept = keep != nil
-                    guard hw >= 8 else {
-                        for i in 0..<hw {
-                            let g = kept ? dr[i] : fusedGrad(G.self, gr[i], xr[i], sc, sh)
-                            dr[i] = kv[0] * (g + c0v[0] + (xr[i] - mv[0]) * c1v[0])
-                        }
-                        continue
+                let ch = lo + j, off = (img * c + ch) * hw, mu = mean[ch]
+                let sc = fused ? affine[ch] : 0, sh = fused ? affine[c + ch] : 0
+                if hw >= 8 {
+                    let (a, b) = gradMoments(G.self, dout + off, input + off, count: hw, mean: SIMD8(repeating: mu),
+                                             scale: SIMD8(repeating: sc), shift: SIMD8(repeating: sh), keep: keep.map { $0 + off })
+                    acc[j] += SIMD8<Double>(a); acc[cc + j] += SIMD8<Double>(b)
+                } else {
+                    for i in 0..<hw {
+                        let g = fusedGrad(G.self, dout[off + i], input[off + i], sc, sh)
+                        keep?[off + i] = g
+                        acc[j][0] += Double(g); acc[cc + j][0] += Double(g * (input[off + i] - mu))
                     }
-                    let scv = SIMD8<Float>(repeating: sc), shv = SIMD8<Float>(repeating: sh)
-                    @inline(__always) func grad(_ i: Int) -> SIMD8<Float> {
-                        if kept { return load8(dr + i) }
-                        let x = load8(xr + i)
-                        return G.apply(load8(gr + i), shv.addingProduct(x, scv))
-                    }
-                    // The ragged tail redoes the plane's last 8 values (same results on the overlap);
-                    // its kept dy is read before the main loop overwrites part of it.
-                    let t = hw - 8, tailGrad = hw % 8 != 0 ? grad(t) : SIMD8<Float>()
-                    var i = 0
-                    while i + 8 <= hw {
-                        store8(((grad(i) + c0v).addingProduct(load8(xr + i) - mv, c1v)) * kv, dr + i)
-                        i += 8
-                    }
-                    if i < hw { store8(((tailGrad + c0v).addingProduct(load8(xr + t) - mv, c1v)) * kv, dr + t) }
                 }
             }
         }
+        for j in 0..<cc {
+            let ch = lo + j, istd = invstd[ch]
+            let sumDy = Float(acc[j].sum()), sumDyXhat = Float(acc[cc + j].sum()) * istd
+            dbias?[ch] = sumDy
+            dweight?[ch] = sumDyXhat
+            // dx = gamma*invstd * (dy - sumDy/M - (x - mean) * invstd * sumDyXhat/M) = k * (dy + c0 + (x - mean) * c1)
+            let gamma = weight?[ch] ?? 1
+            coef[4 * j] = SIMD8(repeating: mean[ch])
+            coef[4 * j + 1] = SIMD8(repeating: gamma * istd)
+            coef[4 * j + 2] = SIMD8(repeating: -sumDy / count)
+            coef[4 * j + 3] = SIMD8(repeating: -istd * sumDyXhat / count)
+        }
+        guard let dinput else { return }
+        // Pass 2, again image-major.
+        for img in 0..<n {
+            for j in 0..<cc {
+                let ch = lo + j, off = (img * c + ch) * hw
+                let xr = input + off, gr = dout + off, dr = dinput + off
+                let mv = coef[4 * j], kv = coef[4 * j + 1], c0v = coef[4 * j + 2], c1v = coef[4 * j + 3]
+                let sc = fused ? affine[ch] : 0, sh = fused ? affine[c + ch] : 0
+                let kept = keep != nil
+                guard hw >= 8 else {
+                    for i in 0..<hw {
+                        let g = kept ? dr[i] : fusedGrad(G.self, gr[i], xr[i], sc, sh)
+                        dr[i] = kv[0] * (g + c0v[0] + (xr[i] - mv[0]) * c1v[0])
+                    }
+                    continue
+                }
+                let scv = SIMD8<Float>(repeating: sc), shv = SIMD8<Float>(repeating: sh)
+                @inline(__always) func grad(_ i: Int) -> SIMD8<Float> {
+                    if kept { return load8(dr + i) }
+                    let x = load8(xr + i)
+                    return G.apply(load8(gr + i), shv.addingProduct(x, scv))
+                }
+                // The ragged tail redoes the plane's last 8 values (same results on the overlap);
+                // its kept dy is read before the main loop overwrites part of it.
+                let t = hw - 8, tailGrad = hw % 8 != 0 ? grad(t) : SIMD8<Float>()
+                var i = 0
+                while i + 8 <= hw {
+                    store8(((grad(i) + c0v).addingProduct(load8(xr + i) - mv, c1v)) * kv, dr + i)
+                    i += 8
+                }
+                if i < hw { store8(((tailGrad + c0v).addingProduct(load8(xr + t) - mv, c1v)) * kv, dr + t) }
+            }
+        }
+    }
+    parallelFor(c, grain: threadRunGrain(count: c, work: 2 * n * hw)) { run in
+        if hw > batchNormChannelAtATime { for ch in run { backwardChannels(ch..<(ch + 1)) } } else { backwardChannels(run) }
     }
 }
 

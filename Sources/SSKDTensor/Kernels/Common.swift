@@ -15,6 +15,18 @@
     UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self)
 }
 
+/// Runs `body(start)` over blocks of `width` covering `range` (count >= width); the last block is
+/// moved back to end at `range.upperBound`, overlapping its predecessor (the blocks only store, so
+/// the values computed twice are the same).
+@inline(__always) func forEachBlock(_ range: Range<Int>, width: Int, _ body: (Int) -> Void) {
+    var i = range.lowerBound
+    while i < range.upperBound {
+        let s = Swift.min(i, range.upperBound - width)
+        body(s)
+        i = s + width
+    }
+}
+
 /// Stores 8 floats at `p` (any alignment).
 @inline(__always) func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
     UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)

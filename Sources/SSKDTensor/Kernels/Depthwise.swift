@@ -100,12 +100,9 @@ final class DepthwisePlan {
                 // Stride 2: 16 columns split into their even and odd halves (one shuffle each),
                 // 8 consecutive columns of the two column phases; a ragged end redoes the row's
                 // last 16 columns (same values on the overlap).
-                var q = 0
-                while true {
+                forEachBlock(0..<w, width: 16) { q in
                     let v = load16(src + q)
                     store8(v.evenHalf, dst + cols[q]); store8(v.oddHalf, dst + cols[q + 1])
-                    if q + 16 == w { break }
-                    q = Swift.min(q + 16, w - 16)
                 }
             } else {
                 for q in 0..<w { dst[cols[q]] = src[q] }
@@ -129,12 +126,9 @@ final class DepthwisePlan {
             } else if twoColumnPhases && w >= 16 {
                 // Stride 2: the inverse of `fill`'s split (8 columns of each column phase
                 // interleaved), a ragged end redoing the row's last 16 columns.
-                var q = 0
-                while true {
+                forEachBlock(0..<w, width: 16) { q in
                     let v = interleave(load8(src + cols[q]), load8(src + cols[q + 1]))
                     UnsafeMutableRawPointer(dst + q).storeBytes(of: v, as: SIMD16<Float>.self)
-                    if q + 16 == w { break }
-                    q = Swift.min(q + 16, w - 16)
                 }
             } else {
                 for q in 0..<w { dst[q] = src[cols[q]] }
@@ -590,22 +584,18 @@ func blockedForwardSliding(_ otile: UnsafeMutablePointer<SIMD8<Float>>, _ tile: 
                            kh: Int, kw: Int, bias: SIMD8<Float>, _ g: ConvGeometry, wp: Int) {
     let threes = g.ow % 4 != 0 && g.ow % 3 == 0
     let rowStep = g.dh * wp, rowNext = g.sh * wp
-    // Column starts of the blocks (the last one pulled back to end at OW).
     let width = threes ? 3 : 4
     var r = 0
     while r < g.oh {
         let pair = r + 1 < g.oh
         let trow = tile + r * g.sh * wp, orow = otile + r * g.ow
-        var q = 0
-        while q < g.ow {
-            let c = Swift.min(q, g.ow - width)
+        forEachBlock(0..<g.ow, width: width) { c in
             switch (threes, pair) {
             case (true, true): blockedForwardRows2x3(orow + c, outNext: g.ow, trow + c, w8, kh: kh, kw: kw, rowStep: rowStep, rowNext: rowNext, bias: bias)
             case (true, false): blockedForwardRow3(orow + c, trow + c, w8, kh: kh, kw: kw, rowStep: rowStep, bias: bias)
             case (false, true): blockedForwardRows2x4(orow + c, outNext: g.ow, trow + c, w8, kh: kh, kw: kw, rowStep: rowStep, rowNext: rowNext, bias: bias)
             case (false, false): blockedForwardRow4(orow + c, trow + c, w8, kh: kh, kw: kw, rowStep: rowStep, bias: bias)
             }
-            q += width
         }
         r += pair ? 2 : 1
     }

@@ -72,18 +72,6 @@ struct PoolGeometry {
 /// Floor division for a positive divisor.
 @inline(__always) private func floorDiv(_ a: Int, _ b: Int) -> Int { a >= 0 ? a / b : -((-a + b - 1) / b) }
 
-/// Runs `body(start)` over blocks of 8 covering `range` (count >= 8); the last block is moved back
-/// to end at `range.upperBound`, overlapping its predecessor (the blocks only store, so the lanes
-/// computed twice get the same values).
-@inline(__always) private func forEachBlock8(_ range: Range<Int>, _ body: (Int) -> Void) {
-    var i = range.lowerBound
-    while i < range.upperBound {
-        let s = Swift.min(i, range.upperBound - 8)
-        body(s)
-        i = s + 8
-    }
-}
-
 /// Output columns q whose whole window lies in the row and whose SIMD loads stay in it, when the
 /// stride is 1 or 2 and there are at least 8 of them; otherwise an empty range at `ow` (so the
 /// scalar loops over `0 ..< lowerBound` and `upperBound ..< ow` cover every column).
@@ -151,7 +139,7 @@ func maxPool2dForward(out: UnsafeMutablePointer<Float>, indices: UnsafeMutablePo
     for q in 0..<vec.lowerBound { scalar(q) }
     if !vec.isEmpty {
         if g.sw == 2 {
-            forEachBlock8(vec) { q in
+            forEachBlock(vec, width: 8) { q in
                 let c = q * 2 - g.pw
                 let cols = SIMD8<Int32>(0, 2, 4, 6, 8, 10, 12, 14) &+ Int32(c)
                 let pair = load16(x + c)
@@ -167,7 +155,7 @@ func maxPool2dForward(out: UnsafeMutablePointer<Float>, indices: UnsafeMutablePo
                 store8(best, v + q); store8i(col, at + q)
             }
         } else {
-            forEachBlock8(vec) { q in
+            forEachBlock(vec, width: 8) { q in
                 let c = q - g.pw
                 let cols = SIMD8<Int32>(0, 1, 2, 3, 4, 5, 6, 7) &+ Int32(c)
                 var best = load8(x + c), col = cols
@@ -207,7 +195,7 @@ func maxPool2dForwardSeparable(out: UnsafeMutablePointer<Float>, indices: Unsafe
                 ready = Swift.max(ready, h1)
                 let yr = y + r * g.ow, ir = ix + r * g.ow
                 if g.ow >= 8 {
-                    forEachBlock8(0..<g.ow) { q in
+                    forEachBlock(0..<g.ow, width: 8) { q in
                         var best = load8(hv + h0 * g.ow + q), at = load8i(hat + h0 * g.ow + q) &+ Int32(h0 * g.w)
                         var ih = h0 + 1
                         while ih < h1 {
@@ -322,7 +310,7 @@ func avgDivisors(count: Int, kernel: Int, stride: Int, pad: Int, size: Int, coun
     for q in 0..<vec.lowerBound { scalar(q) }
     if !vec.isEmpty {
         if g.sw == 2 {
-            forEachBlock8(vec) { q in
+            forEachBlock(vec, width: 8) { q in
                 let c = q * 2 - g.pw
                 let pair = load16(x + c)
                 var s = pair.evenHalf
@@ -332,7 +320,7 @@ func avgDivisors(count: Int, kernel: Int, stride: Int, pad: Int, size: Int, coun
                 store8(s, v + q)
             }
         } else {
-            forEachBlock8(vec) { q in
+            forEachBlock(vec, width: 8) { q in
                 let c = q - g.pw
                 var s = load8(x + c)
                 var j = 1
@@ -364,7 +352,7 @@ func avgPool2dForward(out: UnsafeMutablePointer<Float>, input: UnsafePointer<Flo
                     ready = Swift.max(ready, h1)
                     let yr = y + r * g.ow, rd = rowDiv[r]
                     if g.ow >= 8 {
-                        forEachBlock8(0..<g.ow) { q in
+                        forEachBlock(0..<g.ow, width: 8) { q in
                             var s = SIMD8<Float>()
                             var ih = h0
                             while ih < h1 { s += load8(hv + ih * g.ow + q); ih += 1 }
@@ -416,7 +404,7 @@ func avgPool2dBackward(dinput: UnsafeMutablePointer<Float>, dout: UnsafePointer<
                 for r in 0..<g.oh {
                     let rd = rowDiv[r], d = dy + r * g.ow, o = gs + r * g.ow
                     if g.ow >= 8 {
-                        forEachBlock8(0..<g.ow) { q in store8(load8(d + q) / (rd * load8(cd + q)), o + q) }
+                        forEachBlock(0..<g.ow, width: 8) { q in store8(load8(d + q) / (rd * load8(cd + q)), o + q) }
                     } else {
                         for q in 0..<g.ow { o[q] = d[q] / (rd * cd[q]) }
                     }
@@ -429,7 +417,7 @@ func avgPool2dBackward(dinput: UnsafeMutablePointer<Float>, dout: UnsafePointer<
                     var tr = UnsafePointer(gs + r0 * g.ow)
                     if r1 - r0 > 1 {
                         if g.ow >= 8 {
-                            forEachBlock8(0..<g.ow) { q in
+                            forEachBlock(0..<g.ow, width: 8) { q in
                                 var s = load8(gs + r0 * g.ow + q)
                                 for r in (r0 + 1)..<r1 { s += load8(gs + r * g.ow + q) }
                                 store8(s, t + q)
@@ -471,7 +459,7 @@ func avgPool2dBackward(dinput: UnsafeMutablePointer<Float>, dout: UnsafePointer<
     }
     for iw in 0..<vecCols.lowerBound { scalar(iw) }
     if g.sw == 2 {
-        forEachBlock8(blocks) { m in
+        forEachBlock(blocks, width: 8) { m in
             var even = load8(t + m), odd = SIMD8<Float>()
             if g.kw > 1 { odd = even }
             var d = 1
@@ -486,7 +474,7 @@ func avgPool2dBackward(dinput: UnsafeMutablePointer<Float>, dout: UnsafePointer<
             UnsafeMutableRawPointer(dx + 2 * m - g.pw).storeBytes(of: both, as: SIMD16<Float>.self)
         }
     } else {
-        forEachBlock8(blocks) { b in
+        forEachBlock(blocks, width: 8) { b in
             var s = load8(t + b + g.pw)
             var d = 1
             while d < g.kw { s += load8(t + b + g.pw - d); d += 1 }
