@@ -190,4 +190,76 @@ final class KernelsBehaviourTests: XCTestCase {
         try Runtime.setThreads(2)
         XCTAssertEqual(a, try run())
     }
+
+    /// Activations whose streams exceed the cache write with streaming stores; they give the same
+    /// bits as ordinary stores, at 1 and 2 threads, with ragged tails, in place, and on an
+    /// unaligned output (which takes ordinary stores).
+    func testStreamingStoresGiveTheSameResults() throws {
+        let savedThreads = Runtime.threads, savedBytes = streamingFootprintBytes
+        defer { try? Runtime.setThreads(savedThreads); streamingFootprintBytes = savedBytes }
+        XCTAssertGreaterThanOrEqual(lastLevelCacheBytes(), 1 << 20, "the last-level cache size read from sysfs")
+        // 3 x 7 x 1901 = 39921 floats: two runs at 2 threads, neither a multiple of 32 floats.
+        let x = try Tensor.randn([3, 7, 1901], generator: Generator(seed: 4)).mul(4)
+        x.data[5] = .nan; x.data[6] = 6; x.data[7] = 0; x.data[8] = -3
+        let dy = try Tensor.randn(x.shape, generator: Generator(seed: 5))
+        typealias Kernel = (UnsafeMutablePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>?, Int) -> Void
+        let kernels: [(String, Kernel)] = [
+            ("relu6", { y, x, _, n in relu6Forward(y, x, count: n) }),
+            ("relu6 backward", { dx, x, dy, n in relu6Backward(dx, dy!, x, count: n) }),
+            ("silu", { y, x, _, n in siluForward(y, x, count: n) }),
+            ("silu backward", { dx, x, dy, n in siluBackward(dx, dy!, x, count: n) }),
+            ("hardswish backward", { dx, x, dy, n in hardswishBackward(dx, dy!, x, count: n) }),
+        ]
+        func run(offset: Int) -> [[UInt32]] {
+            kernels.map { name, kernel in
+                // 64-byte aligned, as tensor storage is: offset 0 takes the streaming stores.
+                let raw = UnsafeMutableRawPointer.allocate(byteCount: 4 * (x.count + 8), alignment: 64)
+                defer { raw.deallocate() }
+                let out = raw.bindMemory(to: Float.self, capacity: x.count + 8)
+                kernel(out + offset, x.data, name.hasSuffix("backward") ? UnsafePointer(dy.data) : nil, x.count)
+                return (0..<x.count).map { out[offset + $0].bitPattern }
+            }
+        }
+        for threads in [1, 2] {
+            try Runtime.setThreads(threads)
+            streamingFootprintBytes = Int.max
+            let cached = run(offset: 0)
+            streamingFootprintBytes = 0
+            let streamed = run(offset: 0), unaligned = run(offset: 1)
+            // The first differing index (the arrays are 40K long: too long for a failure message).
+            func mismatch(_ a: [UInt32], _ b: [UInt32]) -> Int? { a.indices.first { a[$0] != b[$0] } }
+            for (k, (name, _)) in kernels.enumerated() {
+                XCTAssertNil(mismatch(cached[k], streamed[k]), "\(name) at \(threads) threads: streaming stores")
+                XCTAssertNil(mismatch(cached[k], unaligned[k]), "\(name) at \(threads) threads: unaligned output")
+            }
+            // In place (relu6_ and silu_ pass y == x).
+            let a = x.clone(), b = x.clone()
+            streamingFootprintBytes = Int.max
+            try a.relu6_(); try a.silu_()
+            streamingFootprintBytes = 0
+            try b.relu6_(); try b.silu_()
+            XCTAssertNil(mismatch(a.toArray().map(\.bitPattern), b.toArray().map(\.bitPattern)), "in place at \(threads) threads")
+            // Batch norm's output (plain, and with relu6 / silu fused), eval and training; planes of
+            // 16 floats stream, planes of 15 (ragged) take ordinary stores.
+            for shape in [[3, 5, 4, 4], [3, 5, 3, 5]] {
+                let xb = try Tensor.randn(shape, generator: Generator(seed: 6)).mul(3)
+                let w = try Tensor.randn([5], generator: Generator(seed: 7)), bb = try Tensor.randn([5], generator: Generator(seed: 8))
+                let rm = try Tensor.randn([5], generator: Generator(seed: 9)), rv = try Tensor.rand([5], generator: Generator(seed: 10)).add(0.5)
+                func outputs() throws -> [UInt32] {
+                    var all: [Float] = []
+                    for activation: FusedActivation? in [nil, .relu6, .silu] {
+                        for training in [false, true] {
+                            all += try batchNorm2d(xb, runningMean: rm.clone(), runningVar: rv.clone(), weight: w, bias: bb,
+                                                   training: training, activation: activation).toArray()
+                        }
+                    }
+                    return all.map(\.bitPattern)
+                }
+                streamingFootprintBytes = Int.max
+                let cachedBN = try outputs()
+                streamingFootprintBytes = 0
+                XCTAssertNil(mismatch(cachedBN, try outputs()), "batch norm \(shape) at \(threads) threads")
+            }
+        }
+    }
 }

@@ -23,12 +23,23 @@ extension LaneGrad {
 }
 
 /// y = F(x) over `count` floats, 8 lanes at a time (the tail goes through a zero-filled vector).
+/// When x and y cannot stay in the cache together, y is written around it (`streamsPastCache`).
 @inline(__always) func mapForward<F: LaneMap>(_: F.Type, _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>, count: Int) {
+    // In place, x and y are one stream.
+    if streamsPastCache(y, bytesTouched: (UnsafePointer(y) == x ? 4 : 8) * count) {
+        mapForward(F.self, StreamingStore.self, y, x, count: count)
+    } else {
+        mapForward(F.self, CachedStore.self, y, x, count: count)
+    }
+}
+
+@inline(__always) func mapForward<F: LaneMap, S: LaneStore>(_: F.Type, _: S.Type, _ y: UnsafeMutablePointer<Float>,
+                                                          _ x: UnsafePointer<Float>, count: Int) {
     parallelStream(count) { r in
         var i = r.lowerBound
         while i + 32 <= r.upperBound {
-            store8(F.apply(load8(x + i)), y + i); store8(F.apply(load8(x + i + 8)), y + i + 8)
-            store8(F.apply(load8(x + i + 16)), y + i + 16); store8(F.apply(load8(x + i + 24)), y + i + 24)
+            S.store(F.apply(load8(x + i)), y + i); S.store(F.apply(load8(x + i + 8)), y + i + 8)
+            S.store(F.apply(load8(x + i + 16)), y + i + 16); S.store(F.apply(load8(x + i + 24)), y + i + 24)
             i += 32
         }
         while i + 8 <= r.upperBound { store8(F.apply(load8(x + i)), y + i); i += 8 }
@@ -38,16 +49,27 @@ extension LaneGrad {
             let o = F.apply(v)
             for l in 0..<(r.upperBound - i) { y[i + l] = o[l] }
         }
+        S.finish()
     }
 }
 
-/// dx = F(dy, x) over `count` floats, 8 lanes at a time.
+/// dx = F(dy, x) over `count` floats, 8 lanes at a time; dx goes around the cache like
+/// `mapForward`'s y.
 @inline(__always) func mapBackward<F: LaneGrad>(_: F.Type, _ dx: UnsafeMutablePointer<Float>, _ dy: UnsafePointer<Float>,
                                                _ x: UnsafePointer<Float>, count: Int) {
+    if streamsPastCache(dx, bytesTouched: 12 * count) {
+        mapBackward(F.self, StreamingStore.self, dx, dy, x, count: count)
+    } else {
+        mapBackward(F.self, CachedStore.self, dx, dy, x, count: count)
+    }
+}
+
+@inline(__always) func mapBackward<F: LaneGrad, S: LaneStore>(_: F.Type, _: S.Type, _ dx: UnsafeMutablePointer<Float>,
+                                                            _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, count: Int) {
     parallelStream(count) { r in
         var i = r.lowerBound
         while i + 16 <= r.upperBound {
-            store8(F.apply(load8(dy + i), load8(x + i)), dx + i); store8(F.apply(load8(dy + i + 8), load8(x + i + 8)), dx + i + 8)
+            S.store(F.apply(load8(dy + i), load8(x + i)), dx + i); S.store(F.apply(load8(dy + i + 8), load8(x + i + 8)), dx + i + 8)
             i += 16
         }
         while i + 8 <= r.upperBound { store8(F.apply(load8(dy + i), load8(x + i)), dx + i); i += 8 }
@@ -57,6 +79,7 @@ extension LaneGrad {
             let o = F.apply(g, v)
             for l in 0..<(r.upperBound - i) { dx[i + l] = o[l] }
         }
+        S.finish()
     }
 }
 

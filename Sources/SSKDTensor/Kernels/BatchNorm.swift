@@ -96,8 +96,19 @@ enum NoActivation: LaneMap, LaneGrad {
 }
 
 /// y = x * scale[c] + shift[c] over x [N, C, HW]; `F(y)` is stored when an activation is fused.
+/// When x and y cannot stay in the cache together, y is written around it (`streamsPastCache`;
+/// planes of a multiple of 8 floats keep every store aligned).
 func channelAffine<F: LaneMap>(_: F.Type, _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,
                                scale: UnsafePointer<Float>, shift: UnsafePointer<Float>, n: Int, c: Int, hw: Int) {
+    if hw % 8 == 0 && streamsPastCache(y, bytesTouched: 8 * n * c * hw) {
+        channelAffine(F.self, StreamingStore.self, y, x, scale: scale, shift: shift, n: n, c: c, hw: hw)
+    } else {
+        channelAffine(F.self, CachedStore.self, y, x, scale: scale, shift: shift, n: n, c: c, hw: hw)
+    }
+}
+
+@inline(__always) func channelAffine<F: LaneMap, S: LaneStore>(_: F.Type, _: S.Type, _ y: UnsafeMutablePointer<Float>, _ x: UnsafePointer<Float>,
+                                                             scale: UnsafePointer<Float>, shift: UnsafePointer<Float>, n: Int, c: Int, hw: Int) {
     parallelFor(n * c, grain: threadRunGrain(count: n * c, work: hw)) { planes in
         for p in planes {
             let ch = p % c
@@ -108,10 +119,11 @@ func channelAffine<F: LaneMap>(_: F.Type, _ y: UnsafeMutablePointer<Float>, _ x:
                 continue
             }
             var i = 0
-            while i + 8 <= hw { store8(F.apply(b.addingProduct(load8(src + i), a)), dst + i); i += 8 }
+            while i + 8 <= hw { S.store(F.apply(b.addingProduct(load8(src + i), a)), dst + i); i += 8 }
             // Ragged tail: redo the plane's last 8 values (the overlap gets the same results).
             if i < hw { store8(F.apply(b.addingProduct(load8(src + hw - 8), a)), dst + hw - 8) }
         }
+        S.finish()
     }
 }
 

@@ -1,6 +1,12 @@
 // Helpers shared by the CNN kernels: unaligned SIMD loads/stores and argument parsing for the
 // PyTorch-style `stride` / `padding` / `dilation` lists.
 
+import _Builtin_intrinsics.intel
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Loads 8 floats from `p` (any alignment).
 @inline(__always) func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
     UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
@@ -30,6 +36,62 @@
 /// Stores 8 floats at `p` (any alignment).
 @inline(__always) func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
     UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
+}
+
+/// How a streaming kernel writes its output, 8 lanes at a time: `store` at 32-byte aligned
+/// addresses, then `finish()` once at the end of each thread's run.
+protocol LaneStore {
+    static func store(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>)
+    static func finish()
+}
+
+/// Ordinary stores, through the cache.
+enum CachedStore: LaneStore {
+    @inline(__always) static func store(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) { store8(v, p) }
+    @inline(__always) static func finish() {}
+}
+
+/// Streaming (non-temporal) stores: the line is neither read in first nor kept, so it evicts
+/// nothing. They are weakly ordered, so `finish` fences them before the run reports completion:
+/// a locked read-modify-write drains the write-combining buffers as `sfence` does (`_mm_sfence`
+/// is a compiler builtin that Swift cannot call).
+enum StreamingStore: LaneStore {
+    @inline(__always) static func store(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) { _mm256_stream_ps(p, v) }
+    @inline(__always) static func finish() { streamingFenceWord.wrappingAdd(1, ordering: .sequentiallyConsistent) }
+}
+private let streamingFenceWord = Atomic<Int>(0)
+
+/// Elementwise kernels whose inputs and output come to at least this many bytes write the output
+/// with streaming stores. Such streams cannot stay in the last-level cache together, and an
+/// ordinary store that misses the cache first reads the line in: a memory stream the kernel does
+/// not need. Three quarters of the last-level cache (the rest holds everything else);
+/// `SSKD_STREAM_MIN_BYTES` overrides it, and tests lower it to run both paths.
+nonisolated(unsafe) var streamingFootprintBytes: Int = {
+    if let v = getenv("SSKD_STREAM_MIN_BYTES").flatMap({ Int(String(cString: $0)) }) { return v }
+    return lastLevelCacheBytes() / 4 * 3
+}()
+
+/// The size of the largest cache that cpu0 reports in sysfs (32 MiB if none). `sysconf(_SC_LEVEL3_CACHE_SIZE)` is not used: on AMD it reports the whole
+/// package's L3 (256 MiB here) rather than the 32 MiB the core shares.
+func lastLevelCacheBytes() -> Int {
+    var best = 0
+    for index in 0..<8 {
+        guard let f = fopen("/sys/devices/system/cpu/cpu0/cache/index\(index)/size", "r") else { break }
+        defer { fclose(f) }
+        var line = [CChar](repeating: 0, count: 32)
+        guard fgets(&line, Int32(line.count), f) != nil else { continue }
+        var text = line.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }   // "32768K\n", "1M\n"
+        while text.last?.isWhitespace == true { text.removeLast() }
+        let scale = text.hasSuffix("K") ? 1 << 10 : text.hasSuffix("M") ? 1 << 20 : 1
+        if let n = Int(scale == 1 ? Substring(text) : text.dropLast()) { best = max(best, n * scale) }
+    }
+    return best > 0 ? best : 32 << 20
+}
+
+/// Whether an elementwise kernel that touches `bytes` bytes in all should write its output at
+/// `y` with streaming stores (which need 32-byte alignment).
+@inline(__always) func streamsPastCache(_ y: UnsafeMutablePointer<Float>, bytesTouched bytes: Int) -> Bool {
+    bytes >= streamingFootprintBytes && Int(bitPattern: y) & 31 == 0
 }
 
 /// `v` with lanes 0 ..< 8 - rem zeroed (1 <= rem <= 7): the not-yet-counted lanes of a ragged
