@@ -262,4 +262,40 @@ final class KernelsBehaviourTests: XCTestCase {
             }
         }
     }
+
+    /// The small-plane depthwise forward (3x3 maps under 3x3 and 5x5 kernels sum over input pixels) gives
+    /// the bits of the K-tap sliding-window kernel, which adds the padding taps' zeros in the same
+    /// order. Strided or dilated convolutions go through `blockedForwardPixels`, whose last outputs
+    /// sum in two chains: there the two agree to rounding.
+    func testSmallPlaneDepthwiseMatchesTapKernel() throws {
+        let saved = DepthwiseKernel.smallPlane
+        defer { DepthwiseKernel.smallPlane = saved }
+        let cases: [(x: [Int], w: [Int], stride: Int, padding: Int, dilation: Int)] = [
+            ([3, 20, 3, 3], [20, 1, 5, 5], 1, 2, 1),    // EfficientNet-B0 stage 6 at 96x96: 2.5 channel blocks
+            ([2, 12, 3, 3], [12, 1, 3, 3], 1, 1, 1),    // stage 7: as many pixels as taps
+            ([2, 8, 2, 3], [8, 1, 5, 5], 1, 2, 1),      // fewer than 8 pixels
+            ([2, 9, 4, 4], [9, 1, 5, 5], 2, 2, 1),      // stride 2: 2x2 outputs
+            ([1, 8, 2, 3], [8, 1, 3, 3], 1, 2, 2),      // dilation 2
+        ]
+        for c in cases {
+            XCTAssertTrue(isSmallPlaneDepthwise(try ConvGeometry(input: c.x, weight: c.w, bias: nil, stride: [c.stride], padding: [c.padding],
+                                                                 dilation: [c.dilation], groups: c.x[1])), "\(c.x) takes the small-plane path")
+            let x = try Tensor.randn(c.x, generator: Generator(seed: 1))
+            let w = try Tensor.randn(c.w, generator: Generator(seed: 2)), b = try Tensor.randn([c.w[0]], generator: Generator(seed: 3))
+            func run() throws -> [UInt32] {
+                try conv2d(x, w, bias: b, stride: [c.stride], padding: [c.padding], dilation: [c.dilation], groups: c.x[1]).toArray().map(\.bitPattern)
+            }
+            DepthwiseKernel.smallPlane = false
+            let taps = try run()
+            DepthwiseKernel.smallPlane = true
+            let small = try run(), label = "\(c.x) under \(c.w), stride \(c.stride), dilation \(c.dilation)"
+            if c.stride == 1 && c.dilation == 1 {
+                XCTAssertEqual(taps, small, label)
+            } else {
+                for (a, b) in zip(taps, small) {
+                    XCTAssertEqual(Float(bitPattern: a), Float(bitPattern: b), accuracy: 1e-5, label)
+                }
+            }
+        }
+    }
 }

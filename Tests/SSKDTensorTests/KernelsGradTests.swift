@@ -129,6 +129,13 @@ final class KernelsGradTests: XCTestCase {
         // 4-wide blocks with a ragged end (OW 9).
         try conv([1, 9, 5, 6], [9, 1, 5, 5], bias: true, padding: [2], groups: 9)
         try conv([1, 8, 7, 9], [8, 1, 3, 3], bias: false, padding: [1], groups: 8)
+        // Planes no larger than the kernel sum over input pixels (blockedForwardSmallPlane): 3x3
+        // under 5x5 and 3x3, fewer than 8 pixels, stride 2, dilation.
+        try conv([2, 11, 3, 3], [11, 1, 5, 5], bias: true, padding: [2], groups: 11)
+        try conv([2, 9, 3, 3], [9, 1, 3, 3], bias: false, padding: [1], groups: 9)
+        try conv([1, 9, 2, 3], [9, 1, 5, 5], bias: false, padding: [2], groups: 9)
+        try conv([1, 8, 3, 4], [8, 1, 5, 5], bias: true, stride: [2], padding: [2], groups: 8)
+        try conv([1, 3, 2, 3], [3, 1, 3, 3], bias: true, padding: [2], dilation: [2], groups: 3)
     }
 
     // MARK: batch norm
