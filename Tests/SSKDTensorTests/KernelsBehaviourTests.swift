@@ -239,18 +239,23 @@ final class KernelsBehaviourTests: XCTestCase {
             streamingFootprintBytes = 0
             try b.relu6_(); try b.silu_()
             XCTAssertNil(mismatch(a.toArray().map(\.bitPattern), b.toArray().map(\.bitPattern)), "in place at \(threads) threads")
-            // Batch norm's output (plain, and with relu6 / silu fused), eval and training; planes of
-            // 16 floats stream, planes of 15 (ragged) take ordinary stores.
+            // Batch norm's output and gradients (plain, and with relu6 / silu fused), eval and
+            // training; planes of 16 floats stream, planes of 15 (ragged) take ordinary stores.
             for shape in [[3, 5, 4, 4], [3, 5, 3, 5]] {
                 let xb = try Tensor.randn(shape, generator: Generator(seed: 6)).mul(3)
                 let w = try Tensor.randn([5], generator: Generator(seed: 7)), bb = try Tensor.randn([5], generator: Generator(seed: 8))
                 let rm = try Tensor.randn([5], generator: Generator(seed: 9)), rv = try Tensor.rand([5], generator: Generator(seed: 10)).add(0.5)
+                let dyb = try Tensor.randn(shape, generator: Generator(seed: 11))
+                // Outputs, and in training the gradients of x, weight and bias.
                 func outputs() throws -> [UInt32] {
                     var all: [Float] = []
                     for activation: FusedActivation? in [nil, .relu6, .silu] {
                         for training in [false, true] {
-                            all += try batchNorm2d(xb, runningMean: rm.clone(), runningVar: rv.clone(), weight: w, bias: bb,
-                                                   training: training, activation: activation).toArray()
+                            let xg = xb.clone().requiringGrad(), wg = w.clone().requiringGrad(), bg = bb.clone().requiringGrad()
+                            let y = try batchNorm2d(xg, runningMean: rm.clone(), runningVar: rv.clone(), weight: wg, bias: bg,
+                                                    training: training, activation: activation)
+                            try (y * dyb).sum().backward()
+                            all += y.toArray() + xg.grad!.toArray() + wg.grad!.toArray() + bg.grad!.toArray()
                         }
                     }
                     return all.map(\.bitPattern)

@@ -376,6 +376,8 @@ func depthwiseConv2dBackward(dinput: UnsafeMutablePointer<Float>?, dweight: Unsa
 // (and outputs go back the same way): eight interleaved 36- to 576-byte streams defeat the
 // prefetchers, one linear stream does not. Weights are packed into [C/8][K] vectors once per call.
 // With unit column stride, outputs go four (or three) per row through a sliding window.
+// Planes no larger than the kernel (3x3 maps) skip the tile in the forward: each output sums over
+// the input pixels with the tap each one falls on (`blockedForwardSmallPlane`).
 
 let channelBlockedMaxOutputs = 144
 
