@@ -233,19 +233,14 @@ func batchNormBackwardTraining<G: LaneGrad>(_: G.Type = NoActivation.self, dinpu
                 // The ragged tail redoes the plane's last 8 values (same results on the overlap);
                 // its kept dy is read before the main loop overwrites part of it.
                 let t = hw - 8, tailGrad = hw % 8 != 0 ? grad(t) : SIMD8<Float>()
+                @inline(__always) func dx(_ g: SIMD8<Float>, _ i: Int) -> SIMD8<Float> { ((g + c0v).addingProduct(load8(xr + i) - mv, c1v)) * kv }
                 var i = 0
                 if stream {
-                    while i + 8 <= hw {
-                        StreamingStore.store(((grad(i) + c0v).addingProduct(load8(xr + i) - mv, c1v)) * kv, dr + i)
-                        i += 8
-                    }
+                    while i + 8 <= hw { StreamingStore.store(dx(grad(i), i), dr + i); i += 8 }
                 } else {
-                    while i + 8 <= hw {
-                        store8(((grad(i) + c0v).addingProduct(load8(xr + i) - mv, c1v)) * kv, dr + i)
-                        i += 8
-                    }
+                    while i + 8 <= hw { store8(dx(grad(i), i), dr + i); i += 8 }
                 }
-                if i < hw { store8(((tailGrad + c0v).addingProduct(load8(xr + t) - mv, c1v)) * kv, dr + t) }
+                if i < hw { store8(dx(tailGrad, t), dr + t) }
             }
         }
     }
