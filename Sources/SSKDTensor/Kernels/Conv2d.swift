@@ -43,7 +43,7 @@ struct ConvGeometry {
     /// A pointwise convolution whose forward runs on the direct kernels of Pointwise.swift: maps
     /// of 64+ pixels, and of 33-40 (6x6). At 3x3 the vectors would waste lanes and the batched
     /// GEMM wins.
-    var isDirectPointwise: Bool { isPointwise && groups == 1 && (hw >= 64 || (hw > 32 && hw <= 40)) && PointwiseKernel.direct }
+    var isDirectPointwise: Bool { isPointwise && groups == 1 && (hw >= 64 || pointwise40Pixels.contains(hw)) && PointwiseKernel.direct }
     /// Its dx = w^T dy also runs there for projections (C >= O), and for expansions on maps of
     /// 64-256 pixels (12x12). Expansions on 6x6 maps and on maps of 24x24 and up keep sgemm, which
     /// was faster for them (bench ops: at 6x6 up to 6 % slower at 2 threads, at 48x48 13 % slower

@@ -421,8 +421,7 @@ struct ChannelTile {
         }
         return
     }
-    var o = 0
-    while true {
+    forEachBlock(0..<count, width: 8) { o in
         if cnt == 8 {
             for c in 0..<8 { m[c] = load8(src + (c &* stride &+ o)) }
         } else {
@@ -430,8 +429,6 @@ struct ChannelTile {
         }
         transpose8x8(m)
         if let map { for j in 0..<8 { dst[map[o &+ j]] = m[j] } } else { for j in 0..<8 { dst[o &+ j] = m[j] } }
-        if o &+ 8 == count { break }
-        o = Swift.min(o &+ 8, count &- 8)
     }
 }
 
@@ -448,25 +445,24 @@ struct ChannelTile {
         }
         return
     }
-    var o = 0
-    while true {
+    forEachBlock(0..<count, width: 8) { o in
         if let map { for j in 0..<8 { m[j] = src[map[o &+ j]] } } else { for j in 0..<8 { m[j] = src[o &+ j] } }
         transpose8x8(m)
         for c in 0..<cnt { store8(m[c], dst + (c &* stride &+ o)) }
-        if o &+ 8 == count { break }
-        o = Swift.min(o &+ 8, count &- 8)
     }
 }
 
 /// Weights `w` [C, K] (or a bias [C] with k = 1) regrouped as [ceil(C/8)][K] vectors of 8
-/// channels (zero lanes past C), once per call. Caller deallocates.
-func packChannelBlocks(_ w: UnsafePointer<Float>, c: Int, k: Int) -> UnsafeMutablePointer<SIMD8<Float>> {
-    let blocks = (c + 7) / 8
-    let packed = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: blocks * k)
+/// channels (zero lanes past C), once per call; with `zeroTap`, [ceil(C/8)][K + 1], each block's
+/// K taps followed by a zero vector. Caller deallocates.
+func packChannelBlocks(_ w: UnsafePointer<Float>, c: Int, k: Int, zeroTap: Bool = false) -> UnsafeMutablePointer<SIMD8<Float>> {
+    let blocks = (c + 7) / 8, stride = zeroTap ? k + 1 : k
+    let packed = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: blocks * stride)
     let scratch = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: 8)
     defer { scratch.deallocate() }
     for cb in 0..<blocks {
-        gatherChannels(packed + cb * k, map: nil, w + cb * 8 * k, stride: k, cnt: Swift.min(8, c - cb * 8), count: k, scratch: scratch)
+        gatherChannels(packed + cb * stride, map: nil, w + cb * 8 * k, stride: k, cnt: Swift.min(8, c - cb * 8), count: k, scratch: scratch)
+        if zeroTap { packed[cb * stride + k] = SIMD8() }
     }
     return packed
 }
@@ -726,13 +722,7 @@ func depthwiseSmallPlaneForward(out: UnsafeMutablePointer<Float>, input: UnsafeP
     let k = g.kh * g.kw, blocks = (g.c + 7) / 8
     let tapOf = smallPlaneTaps(g)
     // Weights as [C/8][K + 1] vectors: each block's K taps, then the zero vector tapOf points at.
-    let packed = packChannelBlocks(weight, c: g.c, k: k)
-    let w8z = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: blocks * (k + 1))
-    for cb in 0..<blocks {
-        (w8z + cb * (k + 1)).initialize(from: packed + cb * k, count: k)
-        w8z[cb * (k + 1) + k] = SIMD8()
-    }
-    packed.deallocate()
+    let w8z = packChannelBlocks(weight, c: g.c, k: k, zeroTap: true)
     let b8all = bias.map { packChannelBlocks($0, c: g.c, k: 1) }
     defer { w8z.deallocate(); b8all?.deallocate() }
     tapOf.withUnsafeBufferPointer { tb in

@@ -34,7 +34,7 @@ public enum PointwiseKernel {
 /// else the 16-pixel blocks below (P >= 16).
 func pointwiseProduct(_ y: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, lda: Int, _ x: UnsafePointer<Float>,
                       bias: UnsafePointer<Float>?, m: Int, k: Int, pixels p: Int) {
-    if p > 32 && p <= 40 { pointwiseDirect40(y, a, lda: lda, x, bias: bias, m: m, k: k, pixels: p) }
+    if pointwise40Pixels.contains(p) { pointwiseDirect40(y, a, lda: lda, x, bias: bias, m: m, k: k, pixels: p) }
     else { pointwiseDirect(y, a, lda: lda, x, bias: bias, m: m, k: k, pixels: p) }
 }
 
@@ -120,6 +120,9 @@ func pointwiseDirect(_ y: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>
 
 // MARK: - Planes of 33-40 pixels (6x6 maps)
 
+/// Plane sizes of `pointwiseDirect40`: five 8-lane vectors per row, the last pulled back.
+let pointwise40Pixels = 33...40
+
 /// Input planes per pass of `pointwiseDirect40` (128 x 36 floats = 18 KB, within L1). Measured at
 /// 6x6, 1 thread: 5-7 % faster than one pass on the projections (K = 384-672), equal at K <= 128.
 private let pointwise40Chunk = 128
@@ -129,7 +132,7 @@ private let pointwise40Chunk = 128
 /// shared lanes with the same values).
 func pointwiseDirect40(_ y: UnsafeMutablePointer<Float>, _ a: UnsafePointer<Float>, lda: Int, _ x: UnsafePointer<Float>,
                        bias: UnsafePointer<Float>?, m: Int, k: Int, pixels p: Int) {
-    precondition(p > 32 && p <= 40, "pointwiseDirect40 needs planes of 33-40 pixels")   // internal: callers check the geometry
+    precondition(pointwise40Pixels.contains(p), "pointwiseDirect40 needs planes of 33-40 pixels")   // internal: callers check the geometry
     var k0 = 0
     while k0 < k {
         let kc = Swift.min(pointwise40Chunk, k - k0)
