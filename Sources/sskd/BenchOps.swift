@@ -172,6 +172,30 @@ struct BenchOps: ParsableCommand {
     var json = false
     @Flag(help: "Print the case list as JSON (input for bench_ops.py) and exit.")
     var spec = false
+    @Flag(help: """
+        Serve timings: read case indices (into the filtered list), one per line on stdin, and \
+        answer each with one JSON result line, until end of input. scripts/bench_ops.sh runs this \
+        beside PyTorch's server so both sides time an op within seconds of each other.
+        """)
+    var serve = false
+
+    struct Result: Codable {
+        var op: String, name: String, shape: String
+        var forward_ms: Double, backward_ms: Double                 // minimum over the repetitions
+        var forward_median_ms: Double, backward_median_ms: Double
+    }
+
+    func measure(_ c: OpCase) throws -> Result {
+        let (_, forward) = try makeOp(c)
+        let fwd = try timeOp(budget: budget) { _ = try forward() }
+        let y = try forward()
+        let dy = try Tensor.randn(y.shape, generator: Generator(seed: 2))
+        // The op's own backward (like PyTorch's y.grad_fn(dy)): no accumulation into .grad.
+        guard let node = y.gradFn else { throw ValidationError("\(c.op) recorded no backward") }
+        let bwd = try timeOp(budget: budget) { _ = try node.apply(dy) }
+        return Result(op: c.op, name: c.name, shape: c.shapeLabel, forward_ms: fwd.min, backward_ms: bwd.min,
+                      forward_median_ms: fwd.median, backward_median_ms: bwd.median)
+    }
 
     func run() throws {
         var cases = benchCases(batch: batch)
@@ -190,27 +214,32 @@ struct BenchOps: ParsableCommand {
         case "wall": benchClock = CLOCK_MONOTONIC
         default: throw ValidationError("--clock must be cpu or wall")
         }
-        struct Result: Codable {
-            var op: String, name: String, shape: String
-            var forward_ms: Double, backward_ms: Double                 // minimum over the repetitions
-            var forward_median_ms: Double, backward_median_ms: Double
+        if serve {
+            // A bad request gets an error line naming it; the server keeps serving.
+            while let line = readLine() {
+                let text = line.trimmingCharacters(in: .whitespaces)
+                if text.isEmpty { continue }
+                var reply: String
+                if let i = Int(text), cases.indices.contains(i) {
+                    do { reply = String(decoding: try enc.encode(try measure(cases[i])), as: UTF8.self) } catch {
+                        reply = String(decoding: try enc.encode(["error": "case \(i) (\(cases[i].op) \(cases[i].shapeLabel)): \(error)"]), as: UTF8.self)
+                    }
+                } else {
+                    reply = String(decoding: try enc.encode(["error": "expected a case index in 0..<\(cases.count), got '\(text)'"]), as: UTF8.self)
+                }
+                print(reply)
+                fflush(stdout)
+            }
+            return
         }
         var results: [Result] = []
         if !json { print("op                   shape                               forward ms  backward ms   (min of reps)") }
         for c in cases {
-            let (_, forward) = try makeOp(c)
-            let fwd = try timeOp(budget: budget) { _ = try forward() }
-            let y = try forward()
-            let dy = try Tensor.randn(y.shape, generator: Generator(seed: 2))
-            // The op's own backward (like PyTorch's y.grad_fn(dy)): no accumulation into .grad.
-            guard let node = y.gradFn else { throw ValidationError("\(c.op) recorded no backward") }
-            let bwd = try timeOp(budget: budget) { _ = try node.apply(dy) }
-            let r = Result(op: c.op, name: c.name, shape: c.shapeLabel, forward_ms: fwd.min, backward_ms: bwd.min,
-                           forward_median_ms: fwd.median, backward_median_ms: bwd.median)
+            let r = try measure(c)
             results.append(r)
             if !json {
                 print(c.op.padding(toLength: 20, withPad: " ", startingAt: 0), c.shapeLabel.padding(toLength: 35, withPad: " ", startingAt: 0),
-                      String(format: "%10.3f  %11.3f", fwd.min, bwd.min))
+                      String(format: "%10.3f  %11.3f", r.forward_ms, r.backward_ms))
             }
         }
         if json { print(String(decoding: try enc.encode(results), as: UTF8.self)) }

@@ -151,4 +151,22 @@ final class ReplTests: XCTestCase {
         let badInput = try runProcess(exe, ["info", "small_cnn", "--input", "3x96"], input: "")
         XCTAssertNotEqual(badInput.status, 0)
     }
+
+    /// `sskd bench ops --serve` (scripts/bench_ops.sh drives it beside PyTorch): one JSON line per
+    /// request, in order; a bad request gets an error line and the server keeps serving.
+    func testBenchOpsServeAnswersEachRequest() throws {
+        let exe = try sskdBinary()
+        let r = try runProcess(exe, ["bench", "ops", "--serve", "--batch", "2", "--budget", "0.001", "--filter", "sigmoid"],
+                               input: "1\n\n99\nabc\n0\n")
+        XCTAssertEqual(r.status, 0, r.err)
+        let lines = r.out.split(separator: "\n").map { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        XCTAssertEqual(lines.count, 4, r.out)
+        guard lines.count == 4 else { return }
+        XCTAssertEqual(lines[0]?["shape"] as? String, "2x672x1x1", r.out)
+        XCTAssertGreaterThan(lines[0]?["forward_ms"] as? Double ?? 0, 0, r.out)
+        XCTAssertGreaterThan(lines[0]?["backward_ms"] as? Double ?? 0, 0, r.out)
+        XCTAssertEqual(lines[1]?["error"] as? String, "expected a case index in 0..<2, got '99'", r.out)
+        XCTAssertEqual(lines[2]?["error"] as? String, "expected a case index in 0..<2, got 'abc'", r.out)
+        XCTAssertEqual(lines[3]?["shape"] as? String, "2x96x1x1", r.out)
+    }
 }

@@ -304,4 +304,37 @@ final class KernelsBehaviourTests: XCTestCase {
             }
         }
     }
+
+    /// The direct stem forward against im2col + sgemm (`StemKernel.direct` off) on the same
+    /// inputs, at 1 and 2 threads: results agree to float rounding (the sums run in another order).
+    func testStemConvMatchesIm2col() throws {
+        let saved = (StemKernel.direct, Runtime.threads)
+        defer { StemKernel.direct = saved.0; try? Runtime.setThreads(saved.1) }
+        let cases: [(x: [Int], w: [Int], stride: Int, padding: [Int], bias: Bool)] = [
+            ([3, 3, 96, 96], [32, 3, 3, 3], 2, [1], false),         // the MobileNetV2 / EfficientNet-B0 stem
+            ([2, 3, 21, 45], [7, 3, 3, 3], 2, [1], true),           // 23 outputs a row, 7 = 4 + 3 channels
+            ([2, 4, 9, 30], [9, 4, 5, 5], 1, [2, 1, 2, 1], true),   // stride 1, 4 channels, asymmetric padding
+            ([1, 1, 12, 8], [3, 1, 3, 3], 1, [0], false),           // rows of exactly 6 outputs: not taken
+        ]
+        for threads in [1, 2] {
+            try Runtime.setThreads(threads)
+            for c in cases {
+                let g = try ConvGeometry(input: c.x, weight: c.w, bias: nil, stride: [c.stride], padding: c.padding, dilation: [1], groups: 1)
+                XCTAssertEqual(isStemConv(g), g.ow >= 8, "\(c.x): rows of \(g.ow)")
+                let x = try Tensor.randn(c.x, generator: Generator(seed: 1))
+                let w = try Tensor.randn(c.w, generator: Generator(seed: 2))
+                let b = c.bias ? try Tensor.randn([c.w[0]], generator: Generator(seed: 3)) : nil
+                func run() throws -> [Float] { try conv2d(x, w, bias: b, stride: [c.stride], padding: c.padding).toArray() }
+                StemKernel.direct = false
+                let reference = try run()
+                StemKernel.direct = true
+                let direct = try run()
+                XCTAssertEqual(reference.count, direct.count)
+                let scale = reference.map(abs).max() ?? 1
+                for (i, (a, d)) in zip(reference, direct).enumerated() where abs(a - d) > 1e-5 * scale {
+                    XCTFail("\(c.x) under \(c.w), \(threads) threads: output \(i) is \(d), im2col gives \(a)"); break
+                }
+            }
+        }
+    }
 }

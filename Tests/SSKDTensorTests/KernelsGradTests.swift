@@ -101,6 +101,15 @@ final class KernelsGradTests: XCTestCase {
         try conv([1, 4, 4, 4], [4, 2, 1, 1], bias: true, groups: 2)
     }
 
+    /// Few input channels with rows of 8+ outputs: the direct stem forward (StemConv.swift), checked
+    /// against the im2col backward's gradients. Three vectors per row plus one, a ragged row, a
+    /// partial block of output channels, stride 1 and 2, asymmetric padding.
+    func testConvStem() throws {
+        try conv([2, 3, 7, 35], [5, 3, 3, 3], bias: true, stride: [2], padding: [1])        // 18 outputs: 3 vectors, ragged
+        try conv([1, 1, 5, 40], [4, 1, 3, 3], bias: false, padding: [1])                    // 40 outputs: 3 + 2 vectors
+        try conv([1, 2, 6, 21], [3, 2, 5, 5], bias: true, stride: [2], padding: [2, 1, 2, 1])
+    }
+
     func testConvOnOnePixelMaps() throws {
         // 1x1 convolutions on 1x1 maps (squeeze-and-excitation) run as linear layers.
         try conv([3, 5, 1, 1], [7, 5, 1, 1], bias: true)      // small head: register-blocked backward

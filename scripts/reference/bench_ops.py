@@ -7,9 +7,13 @@
 Prints a JSON list of {op, name, shape, forward_ms, backward_ms (minimum over the repetitions),
 forward_median_ms, backward_median_ms}, in spec order. Backward calls the op's own node,
 y.grad_fn(dy), exactly like the Swift side (Node.apply): no accumulation into .grad.
+
+With --serve it reads case indices (into the spec), one per line on stdin, and answers each with
+one JSON line (or {"error": ...}), like `sskd bench ops --serve`; scripts/bench_ops.sh drives both.
 """
 import argparse
 import json
+import sys
 import time
 
 import torch
@@ -84,30 +88,46 @@ def time_ms(fn, budget, min_reps=5, max_reps=200):
     return times[0], times[len(times) // 2]
 
 
+def measure(c, budget):
+    ins, fwd = make(c)
+    f = time_ms(fwd, budget)
+    y = fwd()
+    dy = torch.randn(y.shape)
+    node = y.grad_fn
+    with torch.no_grad():
+        b = time_ms(lambda: node(dy), budget)
+    return {"op": c["op"], "name": c["name"], "shape": label(c), "forward_ms": f[0], "backward_ms": b[0],
+            "forward_median_ms": f[1], "backward_median_ms": b[1]}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--spec", required=True)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--budget", type=float, default=0.3)
     ap.add_argument("--clock", choices=["cpu", "wall"], help="cpu (process CPU time, default with 1 thread) or wall")
+    ap.add_argument("--serve", action="store_true", help="answer case indices read from stdin, one JSON line each")
     args = ap.parse_args()
     global CLOCK
     CLOCK = time.process_time if (args.clock or ("cpu" if args.threads == 1 else "wall")) == "cpu" else time.perf_counter
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     cases = json.load(open(args.spec))
-    out = []
-    for c in cases:
-        ins, fwd = make(c)
-        f = time_ms(fwd, args.budget)
-        y = fwd()
-        dy = torch.randn(y.shape)
-        node = y.grad_fn
-        with torch.no_grad():
-            b = time_ms(lambda: node(dy), args.budget)
-        out.append({"op": c["op"], "name": c["name"], "shape": label(c), "forward_ms": f[0], "backward_ms": b[0],
-                    "forward_median_ms": f[1], "backward_median_ms": b[1]})
-    print(json.dumps(out))
+    if args.serve:
+        for line in sys.stdin:
+            text = line.strip()
+            if not text:
+                continue
+            try:
+                i = int(text)
+                if not 0 <= i < len(cases):
+                    raise IndexError(f"expected a case index in 0..<{len(cases)}")
+                reply = measure(cases[i], args.budget)
+            except Exception as e:  # a bad request is answered, the server keeps serving
+                reply = {"error": f"case {text!r}: {type(e).__name__}: {e}"}
+            print(json.dumps(reply), flush=True)
+        return
+    print(json.dumps([measure(c, args.budget) for c in cases]))
 
 
 if __name__ == "__main__":

@@ -79,6 +79,11 @@ def conv_cases():
     conv("depthwise_blocked_c11", [1, 11, 5, 4], [11, 1, 3, 3], True, padding=(1, 1, 1, 1), groups=11)  # 8 + 3 channels
     conv("depthwise7x7_generic", [1, 2, 9, 10], [2, 1, 7, 7], False, padding=(3, 3, 3, 3), groups=2)
     conv("depthwise_no_pad_s3", [1, 2, 11, 26], [2, 1, 3, 2], True, stride=(3, 3), groups=2)
+    # Few input channels and rows of 8+ outputs: the direct stem kernel (StemConv.swift), with
+    # ragged rows (19, 26, 29 outputs), a partial block of output channels, asymmetric padding.
+    conv("stem3x3_s2_p1", [2, 3, 19, 37], [6, 3, 3, 3], True, stride=(2, 2), padding=(1, 1, 1, 1))
+    conv("stem5x5_s2_asym_pad", [1, 2, 14, 53], [5, 2, 5, 5], False, stride=(2, 2), padding=(2, 1, 2, 1))
+    conv("stem3x3_s1_one_channel", [2, 1, 8, 29], [4, 1, 3, 3], True, padding=(1, 1, 1, 1))
     return cases
 
 

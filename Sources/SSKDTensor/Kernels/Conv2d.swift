@@ -193,6 +193,11 @@ func conv2dForward(out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>
         linearForward(out: out, input: input, weight: weight, bias: bias, batch: g.n, inFeatures: g.c, outFeatures: g.o)
         return
     }
+    if isStemConv(g) {
+        // Few input channels (the 3-channel stem): direct SIMD rows, no im2col (StemConv.swift).
+        stemConvForward(out: out, input: input, weight: weight, bias: bias, g)
+        return
+    }
     if g.isDirectPointwise {
         // Image by image, straight from NCHW to NCHW; one slice of images per thread.
         forEachImageSlice(imageSlices(g.n)) { _, images in

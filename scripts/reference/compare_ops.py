@@ -1,0 +1,103 @@
+#!/usr/bin/env python3
+"""Drives `sskd bench ops --serve` and `bench_ops.py --serve` side by side and prints the ratio table.
+
+    python3 scripts/reference/compare_ops.py --bin .build/release/sskd --spec spec.json --threads 2 \
+        [--rounds 3] [--budget 0.3] [--filter TEXT]
+
+Both servers stay up for the whole run. Each round asks both sides for every op in turn, so the two
+timings of an op are taken seconds apart, with the side that goes first alternating from op to op
+and round to round. On this shared VM the cache and memory bandwidth an op gets drift over minutes;
+timing all ops on one side and then all on the other (the old process-per-round scheme) let that
+drift land on one side only. The figure per op direction is the minimum over the rounds.
+"""
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+
+
+class Server:
+    def __init__(self, name, argv, env):
+        self.name = name
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, text=True, bufsize=1)
+
+    def ask(self, index):
+        self.proc.stdin.write(f"{index}\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            sys.exit(f"compare_ops: the {self.name} server exited (code {self.proc.wait()}) while timing case {index}")
+        reply = json.loads(line)
+        if "error" in reply:
+            sys.exit(f"compare_ops: {self.name} failed on case {index}: {reply['error']}")
+        return reply
+
+    def close(self):
+        self.proc.stdin.close()
+        self.proc.wait()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", required=True, help="the sskd binary (release build)")
+    ap.add_argument("--spec", required=True, help="case list from `sskd bench ops --spec` (same --filter)")
+    ap.add_argument("--threads", type=int, required=True)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--budget", type=float, default=0.3)
+    ap.add_argument("--filter", help="the --filter the spec was made with")
+    args = ap.parse_args()
+    cases = json.load(open(args.spec))
+    if not cases:
+        sys.exit("compare_ops: the spec has no cases (filter matched nothing?)")
+    env = dict(os.environ, SSKD_THREADS=str(args.threads))
+    filt = ["--filter", args.filter] if args.filter else []
+    here = os.path.dirname(os.path.abspath(__file__))
+    sides = {
+        "sskd": Server("sskd", [args.bin, "bench", "ops", "--serve", "--threads", str(args.threads), "--budget", str(args.budget)] + filt, env),
+        "torch": Server("torch", [sys.executable, os.path.join(here, "bench_ops.py"), "--serve", "--spec", args.spec,
+                                  "--threads", str(args.threads), "--budget", str(args.budget)], env),
+    }
+    best = {side: [None] * len(cases) for side in sides}
+    for r in range(args.rounds):
+        print(f"compare_ops: threads {args.threads}, round {r + 1} of {args.rounds}", file=sys.stderr)
+        for i in range(len(cases)):
+            order = ["sskd", "torch"] if (r + i) % 2 == 0 else ["torch", "sskd"]
+            for side in order:
+                # Let the other side's worker threads stop spinning (OpenMP, our pool) first.
+                time.sleep(0.02)
+                res = sides[side].ask(i)
+                old = best[side][i]
+                if old is not None:
+                    for d in ("forward_ms", "backward_ms"):
+                        res[d] = min(res[d], old[d])
+                best[side][i] = res
+    for s in sides.values():
+        s.close()
+
+    print(f"\n### threads {args.threads} (best of {args.rounds} interleaved rounds)\n")
+    print("| op | shape | dir | sskd ms | torch ms | ratio |")
+    print("|---|---|---|---:|---:|---:|")
+    logs, slower = [], []
+    for a, b in zip(best["sskd"], best["torch"]):
+        if a["shape"] != b["shape"]:
+            sys.exit(f"compare_ops: the sides disagree on the case list: {a['shape']} vs {b['shape']}")
+        for d in ("forward", "backward"):
+            x, y = a[d + "_ms"], b[d + "_ms"]
+            ratio = y / x if x > 0 else float("inf")
+            logs.append(math.log(ratio))
+            if ratio < 1:
+                slower.append(f"{a['op']} {a['shape']} {d} {ratio:.2f}")
+            print(f"| {a['op']} | {a['shape']} | {d[:3]} | {x:.3f} | {y:.3f} | {ratio:.2f} |")
+    tot_a = sum(a["forward_ms"] + a["backward_ms"] for a in best["sskd"])
+    tot_b = sum(b["forward_ms"] + b["backward_ms"] for b in best["torch"])
+    print(f"\ntotal sskd {tot_a:.1f} ms, torch {tot_b:.1f} ms, ratio {tot_b / tot_a:.2f}; "
+          f"geometric mean ratio {math.exp(sum(logs) / len(logs)):.2f}; slower than torch: {len(slower)} of {len(logs)}")
+    for s in slower:
+        print("  slower:", s)
+
+
+if __name__ == "__main__":
+    main()
