@@ -75,7 +75,12 @@ private struct StemPhases {
                         let ih = row * s + a - g.pt
                         guard ih >= 0 && ih < g.h else { continue }
                         let src = plane + ih * g.w + shift, d = dst + row * pw
-                        if s == 1 { copyFloats(d + qlo, src + qlo, qhi - qlo) } else { for q in qlo..<qhi { d[q] = src[q * 2] } }
+                        if s == 1 { copyFloats(d + qlo, src + qlo, qhi - qlo); continue }
+                        // Stride 2: every other float, 8 at a time from 16 loaded (the last of
+                        // the 16, src[2q + 15], must lie in the row: 2q + 16 <= W - shift).
+                        var q = qlo
+                        while q + 8 <= qhi && 2 * q + 16 <= g.w - shift { store8(load16(src + 2 * q).evenHalf, d + q); q += 8 }
+                        while q < qhi { d[q] = src[2 * q]; q += 1 }
                     }
                 }
             }
