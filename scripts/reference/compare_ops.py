@@ -53,12 +53,18 @@ def main():
     if not cases:
         sys.exit("compare_ops: the spec has no cases (filter matched nothing?)")
     env = dict(os.environ, SSKD_THREADS=str(args.threads))
+    # PyTorch gets the malloc policy `sskd bench ops` sets for itself (Allocator.tuneForImages):
+    # buffers up to 32 MiB come from the heap and freed memory stays there. With glibc's dynamic
+    # default, a fresh PyTorch process maps and unmaps every large buffer (page faults on each
+    # call) until it has freed a large block: a 32x240x12x12 5x5 depthwise forward took 11.7 ms
+    # cold and 2.6 ms after one stem convolution had run, so which ops ran first decided its times.
+    torch_env = dict(env, MALLOC_MMAP_THRESHOLD_=str(32 << 20), MALLOC_TRIM_THRESHOLD_=str(256 << 20))
     filt = ["--filter", args.filter] if args.filter else []
     here = os.path.dirname(os.path.abspath(__file__))
     sides = {
         "sskd": Server("sskd", [args.bin, "bench", "ops", "--serve", "--threads", str(args.threads), "--budget", str(args.budget)] + filt, env),
         "torch": Server("torch", [sys.executable, os.path.join(here, "bench_ops.py"), "--serve", "--spec", args.spec,
-                                  "--threads", str(args.threads), "--budget", str(args.budget)], env),
+                                  "--threads", str(args.threads), "--budget", str(args.budget)], torch_env),
     }
     best = {side: [None] * len(cases) for side in sides}
     for r in range(args.rounds):
