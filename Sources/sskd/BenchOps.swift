@@ -219,7 +219,7 @@ struct BenchOps: ParsableCommand {
             while let line = readLine() {
                 let text = line.trimmingCharacters(in: .whitespaces)
                 if text.isEmpty { continue }
-                var reply: String
+                let reply: String
                 if let i = Int(text), cases.indices.contains(i) {
                     do { reply = String(decoding: try enc.encode(try measure(cases[i])), as: UTF8.self) } catch {
                         reply = String(decoding: try enc.encode(["error": "case \(i) (\(cases[i].op) \(cases[i].shapeLabel)): \(error)"]), as: UTF8.self)

@@ -22,7 +22,10 @@ import time
 class Server:
     def __init__(self, name, argv, env):
         self.name = name
-        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, text=True, bufsize=1)
+        try:
+            self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, text=True, bufsize=1)
+        except OSError as e:
+            sys.exit(f"compare_ops: cannot start the {name} server ({argv[0]}): {e}")
 
     def ask(self, index):
         self.proc.stdin.write(f"{index}\n")
@@ -53,13 +56,21 @@ def main():
     if not cases:
         sys.exit("compare_ops: the spec has no cases (filter matched nothing?)")
     env = dict(os.environ, SSKD_THREADS=str(args.threads))
+    filt = ["--filter", args.filter] if args.filter else []
+    # Case i must mean the same op on both sides.
+    try:
+        ours = json.loads(subprocess.run([args.bin, "bench", "ops", "--spec"] + filt, capture_output=True, text=True, check=True).stdout)
+    except (OSError, subprocess.CalledProcessError, json.JSONDecodeError) as e:
+        sys.exit(f"compare_ops: cannot read the case list from {args.bin}: {e}")
+    if ours != cases:
+        sys.exit(f"compare_ops: {args.spec} is not the case list of `sskd bench ops --spec{' --filter ' + args.filter if args.filter else ''}` "
+                 f"({len(cases)} against {len(ours)} cases); make both with the same --filter")
     # PyTorch gets the malloc policy `sskd bench ops` sets for itself (Allocator.tuneForImages):
     # buffers up to 32 MiB come from the heap and freed memory stays there. With glibc's dynamic
     # default, a fresh PyTorch process maps and unmaps every large buffer (page faults on each
     # call) until it has freed a large block: a 32x240x12x12 5x5 depthwise forward took 11.7 ms
     # cold and 2.6 ms after one stem convolution had run, so which ops ran first decided its times.
     torch_env = dict(env, MALLOC_MMAP_THRESHOLD_=str(32 << 20), MALLOC_TRIM_THRESHOLD_=str(256 << 20))
-    filt = ["--filter", args.filter] if args.filter else []
     here = os.path.dirname(os.path.abspath(__file__))
     sides = {
         "sskd": Server("sskd", [args.bin, "bench", "ops", "--serve", "--threads", str(args.threads), "--budget", str(args.budget)] + filt, env),
