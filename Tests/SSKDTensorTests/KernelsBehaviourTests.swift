@@ -306,7 +306,8 @@ final class KernelsBehaviourTests: XCTestCase {
     }
 
     /// The direct stem forward against im2col + sgemm (`StemKernel.direct` off) on the same
-    /// inputs, at 1 and 2 threads: results agree to float rounding (the sums run in another order).
+    /// inputs, at 1 and 2 threads: results agree to float rounding (the sums run in another order;
+    /// measured 1.5e-7 to 3.8e-7 of the largest output).
     func testStemConvMatchesIm2col() throws {
         let saved = (StemKernel.direct, Runtime.threads)
         defer { StemKernel.direct = saved.0; try? Runtime.setThreads(saved.1) }
@@ -331,7 +332,7 @@ final class KernelsBehaviourTests: XCTestCase {
                 let direct = try run()
                 XCTAssertEqual(reference.count, direct.count)
                 let scale = reference.map(abs).max() ?? 1
-                for (i, (a, d)) in zip(reference, direct).enumerated() where abs(a - d) > 1e-5 * scale {
+                for (i, (a, d)) in zip(reference, direct).enumerated() where abs(a - d) > 1e-6 * scale {
                     XCTFail("\(c.x) under \(c.w), \(threads) threads: output \(i) is \(d), im2col gives \(a)"); break
                 }
             }

@@ -1,6 +1,7 @@
 // Dense and grouped 2-D convolution (NCHW, Float32) through im2col + sgemm; 1x1 stride-1
 // unpadded convolutions skip im2col (each image is already the GEMM's right-hand matrix).
-// Depthwise convolution (groups == Cin) lives in Depthwise.swift.
+// Depthwise convolution (groups == Cin) lives in Depthwise.swift; the forward of convolutions
+// with at most 4 input channels (the networks' 3-channel stem) in StemConv.swift.
 //
 // Shapes:
 //   x   [N, C, H, W]            input

@@ -126,14 +126,14 @@ func stemConvForward(out: UnsafeMutablePointer<Float>, input: UnsafePointer<Floa
                     if let bias { for u in 0..<cnt { b[u] = bias[blk * 4 + u] } }
                     for r in 0..<g.oh {
                         let rowBase = phase + r * geo.pw, yr = y + blk * 4 * g.ohw + r * g.ow
-                        let out = StemRows(y: yr, stride: g.ohw, count: cnt, ow: g.ow)
+                        let rows = StemRows(y: yr, stride: g.ohw, count: cnt, ow: g.ow)
                         var v = 0
                         while v < geo.vectors {
                             if v + 3 <= geo.vectors {
-                                stemRow3(out, rowBase + v * 8, w4, off, ckk: ckk, bias: b, q: v * 8)
+                                stemRow3(rows, rowBase + v * 8, w4, off, ckk: ckk, bias: b, q: v * 8)
                                 v += 3
                             } else {
-                                stemRow1(out, rowBase + v * 8, w4, off, ckk: ckk, bias: b, q: v * 8)
+                                stemRow1(rows, rowBase + v * 8, w4, off, ckk: ckk, bias: b, q: v * 8)
                                 v += 1
                             }
                         }
