@@ -5,14 +5,15 @@
 //   x     [C, H, W]                 input
 //   w     [O, C, KH, KW]            weight
 //   wp    [ceil(O/4)][CKK][4]       weight regrouped: 4 output channels per tap (zeros past O)
-//   phase [C][S][S][PH][PW]         the zero-padded image split by row and column parity:
-//                                   phase[c][a][b][R][Q] = x[c][R*S + a - pt][Q*S + b - pl]
+//   buf   [C][bufSize]              each channel's plane zero-padded and split into S x S phases
+//                                   of PW-wide rows: the layout of Depthwise.swift (`DepthwisePlan`)
 //   y     [O, OH, OW]               output
 // Tap (c, i, j) of output (r, q) reads padded pixel (r*S + i, q*S + j), which lives in phase
 // (i % S, j % S) at row r + i / S, column q + j / S: for eight consecutive outputs of a row, eight
 // consecutive floats. So a row is a few SIMD8 vectors, and
-//   y[o][r][q..<q+8] = b[o] + sum_t wp[o/4][t][o%4] * phase[off[t] + r*PW + q ..< +8]
-// with off[t] the tap's phase plane and offset. Four output channels times three vectors make 12
+//   y[o][r][q..<q+8] = b[o] + sum_t wp[o/4][t][o%4] * buf[off[t] + r*PW + q ..< +8]
+// with off[t] = c*bufSize + the plan's tap offset. Lanes past OW read the next phase row (or the
+// plan's slack after the last one) and are dropped. Four output channels times three vectors make 12
 // accumulators; each tap loads three input vectors and four weights for 12 FMAs.
 //
 // Why: with 27 im2col rows the GEMM is short and wide, and im2col's stride-2 gathers, OpenBLAS's
@@ -24,7 +25,7 @@ import Glibc
 #endif
 
 /// Whether `stemConvForward` serves this convolution: no groups, no dilation, equal strides of
-/// 1 or 2, at most 4 input channels (so each phase plane is a few KiB) and rows of 8+ outputs.
+/// 1 or 2, at most 4 input channels (so the phase planes stay a few KiB each) and rows of 8+ outputs.
 @inline(__always) func isStemConv(_ g: ConvGeometry) -> Bool {
     g.groups == 1 && g.c <= 4 && g.dh == 1 && g.dw == 1 && g.sh == g.sw && (g.sh == 1 || g.sh == 2) && g.ow >= 8
         && !g.isPointwise && StemKernel.direct
@@ -34,58 +35,6 @@ import Glibc
 /// convolutions through im2col + sgemm.
 enum StemKernel {
     nonisolated(unsafe) static var direct: Bool = getenv("SSKD_STEM_DIRECT").map { String(cString: $0) != "0" } ?? true
-}
-
-/// Phase-plane sizes of one geometry: PH rows (OH plus the kernel's reach in phase rows), PW
-/// columns (whole vectors of outputs plus the reach), and per-tap offsets into the planes.
-private struct StemPhases {
-    let s, ph, pw, vectors: Int
-    let offsets: [Int]          // [CKK], tap order (c, i, j)
-    var planeSize: Int { ph * pw }
-    var floats: Int { planeSize * s * s }
-
-    init(_ g: ConvGeometry) {
-        s = g.sh
-        vectors = (g.ow + 7) / 8
-        ph = g.oh + (g.kh - 1) / s
-        pw = vectors * 8 + (g.kw - 1) / s
-        var offs: [Int] = []
-        for c in 0..<g.c {
-            for i in 0..<g.kh {
-                for j in 0..<g.kw { offs.append(((c * s + i % s) * s + j % s) * ph * pw + (i / s) * pw + j / s) }
-            }
-        }
-        offsets = offs
-    }
-
-    /// Writes the image's pixels into their phase slots; slots over the padding are left as they
-    /// are (zero from the caller's one-time fill, never written).
-    func fill(_ phase: UnsafeMutablePointer<Float>, from x: UnsafePointer<Float>, _ g: ConvGeometry) {
-        for c in 0..<g.c {
-            let plane = x + c * g.hw
-            for a in 0..<s {
-                for b in 0..<s {
-                    let dst = phase + ((c * s + a) * s + b) * planeSize
-                    // Columns Q with 0 <= Q*S + b - pl < W.
-                    let shift = b - g.pl
-                    let qlo = shift >= 0 ? 0 : (-shift + s - 1) / s
-                    let qhi = Swift.min(pw, g.w - shift <= 0 ? 0 : (g.w - shift - 1) / s + 1)
-                    guard qlo < qhi else { continue }
-                    for row in 0..<ph {
-                        let ih = row * s + a - g.pt
-                        guard ih >= 0 && ih < g.h else { continue }
-                        let src = plane + ih * g.w + shift, d = dst + row * pw
-                        if s == 1 { copyFloats(d + qlo, src + qlo, qhi - qlo); continue }
-                        // Stride 2: every other float, 8 at a time from 16 loaded (the last of
-                        // the 16, src[2q + 15], must lie in the row: 2q + 16 <= W - shift).
-                        var q = qlo
-                        while q + 8 <= qhi && 2 * q + 16 <= g.w - shift { store8(load16(src + 2 * q).evenHalf, d + q); q += 8 }
-                        while q < qhi { d[q] = src[2 * q]; q += 1 }
-                    }
-                }
-            }
-        }
-    }
 }
 
 /// One output row r of up to four output channels: channel u's row at y + u*stride.
@@ -105,31 +54,33 @@ private struct StemRows {
 /// y = conv2d(x, w) + b for the convolutions `isStemConv` accepts.
 func stemConvForward(out: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>, weight: UnsafePointer<Float>,
                      bias: UnsafePointer<Float>?, _ g: ConvGeometry) {
-    let geo = StemPhases(g), ckk = g.ckk, blocks = (g.o + 3) / 4
+    let plan = DepthwisePlan(g), ckk = g.ckk, blocks = (g.o + 3) / 4, vectors = (g.ow + 7) / 8
+    // Tap t = (c, i, j) reads channel c's phase buffer at the plan's offset of tap (i, j).
+    var offsets: [Int] = []
+    for c in 0..<g.c { for t in 0..<plan.k { offsets.append(c * plan.bufSize + plan.tap[t]) } }
     // wp[ob][t][u] = w[4*ob + u][t], zero past O.
     let wp = UnsafeMutablePointer<Float>.allocate(capacity: blocks * ckk * 4)
     defer { wp.deallocate() }
     wp.update(repeating: 0, count: blocks * ckk * 4)
     for o in 0..<g.o { for t in 0..<ckk { wp[((o / 4) * ckk + t) * 4 + o % 4] = weight[o * ckk + t] } }
-    geo.offsets.withUnsafeBufferPointer { ob in
+    offsets.withUnsafeBufferPointer { ob in
         let off = ob.baseAddress!
         forEachImageSlice(imageSlices(g.n)) { _, images in
-            let phase = UnsafeMutablePointer<Float>.allocate(capacity: g.c * geo.floats)
-            defer { phase.deallocate() }
-            phase.update(repeating: 0, count: g.c * geo.floats)
+            let buf = UnsafeMutablePointer<Float>.allocate(capacity: g.c * plan.bufSize)
+            defer { buf.deallocate() }
             for n in images {
-                geo.fill(phase, from: input + n * g.c * g.hw, g)
+                for c in 0..<g.c { plan.fill(buf + c * plan.bufSize, from: input + (n * g.c + c) * g.hw) }
                 let y = out + n * g.o * g.ohw
                 for blk in 0..<blocks {
                     let w4 = wp + blk * ckk * 4, cnt = Swift.min(4, g.o - blk * 4)
                     var b = SIMD4<Float>()
                     if let bias { for u in 0..<cnt { b[u] = bias[blk * 4 + u] } }
                     for r in 0..<g.oh {
-                        let rowBase = phase + r * geo.pw, yr = y + blk * 4 * g.ohw + r * g.ow
+                        let rowBase = buf + r * plan.pw, yr = y + blk * 4 * g.ohw + r * g.ow
                         let rows = StemRows(y: yr, stride: g.ohw, count: cnt, ow: g.ow)
                         var v = 0
-                        while v < geo.vectors {
-                            if v + 3 <= geo.vectors {
+                        while v < vectors {
+                            if v + 3 <= vectors {
                                 stemRow3(rows, rowBase + v * 8, w4, off, ckk: ckk, bias: b, q: v * 8)
                                 v += 3
                             } else {
