@@ -6,7 +6,9 @@
 # every op on both sides back to back, the side going first alternating, so an op's two timings
 # are seconds apart. On this shared VM an op's best time drifts by 10-30 % over minutes (cache and
 # memory neighbours); timing one side's whole list and then the other's let that drift favour
-# either side. Times are the minimum over the repetitions and over ROUNDS rounds (default 3).
+# either side. Times are the minimum over the repetitions and over ROUNDS rounds (default 3);
+# the "paired median" column is the median over rounds of each round's ratio (the two timings
+# seconds apart), and an op counts as slower than PyTorch when that median is below 1.
 # Backward is the op's own backward node on both sides (grad_fn(dy)). With one thread both sides
 # time process CPU time (immune to other jobs on the cores), otherwise wall time.
 #

@@ -183,4 +183,35 @@ final class PoolingFastPathTests: XCTestCase {
             }
         }
     }
+
+    /// Global average pooling reads four quarters of a thread's planes side by side
+    /// (`lanePartials4`), eight planes at a time, then the rest one group or plane at a time. Each
+    /// plane must get the bits it gets alone (`[1, 1, h, w]` takes the one-plane path), at 1 and 2
+    /// threads, and the mean in Double to float rounding.
+    func testGlobalAvgPoolQuartersMatchOnePlaneAtATime() throws {
+        let saved = Runtime.threads
+        defer { try? Runtime.setThreads(saved) }
+        // (planes as N x C, H, W): 16 floats a plane exactly; ragged tails of 1, 4 and 1 floats
+        // after whole blocks; leftover groups of 8 and single planes after the quarters.
+        let shapes = [[4, 9, 4, 4], [5, 13, 5, 5], [2, 40, 6, 6], [3, 50, 7, 7], [2, 70, 24, 24]]
+        for shape in shapes {
+            let (planes, hw) = (shape[0] * shape[1], shape[2] * shape[3])
+            let x = try Tensor.randn(shape, generator: Generator(seed: UInt64(planes)))
+            let values = x.toArray()
+            var alone = [Float](), reference = [Double]()
+            for p in 0..<planes {
+                let plane = Array(values[(p * hw)..<((p + 1) * hw)])
+                alone.append(try adaptiveAvgPool2d(try Tensor(plane, shape: [1, 1, shape[2], shape[3]]), outputSize: [1]).toArray()[0])
+                reference.append(plane.reduce(0.0) { $0 + Double($1) } / Double(hw))
+            }
+            for threads in [1, 2] {
+                try Runtime.setThreads(threads)
+                let y = try adaptiveAvgPool2d(x, outputSize: [1]).toArray()
+                XCTAssertEqual(y.count, planes)
+                for p in 0..<planes where y[p] != alone[p] || abs(Double(y[p]) - reference[p]) > 1e-5 {
+                    XCTFail("\(shape), \(threads) threads: plane \(p) is \(y[p]), alone \(alone[p]), in Double \(reference[p])"); break
+                }
+            }
+        }
+    }
 }

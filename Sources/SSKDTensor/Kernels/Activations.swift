@@ -36,7 +36,15 @@ extension LaneGrad {
 @inline(__always) func mapForward<F: LaneMap, S: LaneStore>(_: F.Type, _: S.Type, _ y: UnsafeMutablePointer<Float>,
                                                           _ x: UnsafePointer<Float>, count: Int) {
     parallelStream(count) { r in
-        var i = r.lowerBound
+        // The run's two halves go side by side (`splitRun`), then the rest of the second half.
+        let (a, b, half) = splitRun(r, S.self)
+        var i = 0
+        while i < half {
+            S.store(F.apply(load8(x + a + i)), y + a + i); S.store(F.apply(load8(x + a + i + 8)), y + a + i + 8)
+            S.store(F.apply(load8(x + b + i)), y + b + i); S.store(F.apply(load8(x + b + i + 8)), y + b + i + 8)
+            i += 16
+        }
+        i = b + half
         while i + 32 <= r.upperBound {
             S.store(F.apply(load8(x + i)), y + i); S.store(F.apply(load8(x + i + 8)), y + i + 8)
             S.store(F.apply(load8(x + i + 16)), y + i + 16); S.store(F.apply(load8(x + i + 24)), y + i + 24)
@@ -67,6 +75,9 @@ extension LaneGrad {
 @inline(__always) func mapBackward<F: LaneGrad, S: LaneStore>(_: F.Type, _: S.Type, _ dx: UnsafeMutablePointer<Float>,
                                                             _ dy: UnsafePointer<Float>, _ x: UnsafePointer<Float>, count: Int) {
     parallelStream(count) { r in
+        // In order, unlike mapForward: with dy and x read, dx written, this is already three
+        // streams, and walking two halves side by side gained nothing for relu6 (paired A/B over
+        // 7 rounds: 0.99-1.03x) and cost silu's backward 6-8 % on 32x672x6x6.
         var i = r.lowerBound
         while i + 16 <= r.upperBound {
             S.store(F.apply(load8(dy + i), load8(x + i)), dx + i); S.store(F.apply(load8(dy + i + 8), load8(x + i + 8)), dx + i + 8)

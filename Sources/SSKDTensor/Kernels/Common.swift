@@ -161,3 +161,15 @@ func quad(_ v: [Int], _ name: String, op: String) throws -> (Int, Int, Int, Int)
 @inline(__always) func parallelStream(_ count: Int, _ body: (Range<Int>) -> Void) {
     parallelFor(count, grain: (threadRunGrain(count: count, work: 1) + 31) & ~31, body)
 }
+
+/// A thread's run of an elementwise stream as two halves to walk side by side: `a ..< a + half`
+/// and `b ..< b + half`, then `b + half ..< r.upperBound` alone. One sequential stream per core
+/// leaves memory bandwidth unused (the hardware prefetcher runs only so far ahead of a stream):
+/// a C clamp over 32x144x24x24 floats took 0.94-1.19 ms on one thread walking its run in order and
+/// 0.66-0.82 ms walking two halves side by side; four halves were no faster, eight slower.
+/// Streaming stores keep the run whole (`half` 0): two interleaved write-combining streams made
+/// relu6's backward on 32x96x48x48 up to 2.8x slower. `half` is a multiple of 32 floats.
+@inline(__always) func splitRun<S: LaneStore>(_ r: Range<Int>, _: S.Type) -> (a: Int, b: Int, half: Int) {
+    let half = S.self == StreamingStore.self ? 0 : (r.count / 2) & ~31
+    return (r.lowerBound, r.lowerBound + half, half)
+}

@@ -530,20 +530,45 @@ func avgPool2dBackwardReference(dinput: UnsafeMutablePointer<Float>, dout: Unsaf
 
 // MARK: - adaptive_avg_pool2d
 
-/// Sum of `count` (>= 8) floats at `x` as 8 lane partials: four independent chains for long rows,
-/// and a ragged tail read as the LAST 8 floats with the lanes already counted masked out.
+/// Sum of `count` (>= 8) floats at `x` as 8 lane partials: two chains over blocks of 16, the
+/// last whole 8 into the first, and a ragged tail read as the LAST 8 floats with the lanes already
+/// counted masked out into the second. `lanePartials4` adds in exactly this order.
 @inline(__always) func lanePartials(_ x: UnsafePointer<Float>, count: Int) -> SIMD8<Float> {
-    var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), a2 = SIMD8<Float>(), a3 = SIMD8<Float>()
+    var a0 = SIMD8<Float>(), a1 = SIMD8<Float>()
     var i = 0
-    while i + 32 <= count {
-        a0 += load8(x + i); a1 += load8(x + i + 8); a2 += load8(x + i + 16); a3 += load8(x + i + 24)
-        i += 32
+    while i + 16 <= count { a0 += load8(x + i); a1 += load8(x + i + 8); i += 16 }
+    if i + 8 <= count { a0 += load8(x + i); i += 8 }
+    if i < count { a1 += keepLast(load8(x + count - 8), count - i) }
+    return a0 + a1
+}
+
+/// `lanePartials` of four planes of `count` floats at `x + k * stride`, read side by side: one
+/// sequential stream per core leaves memory bandwidth unused (the hardware prefetcher runs only
+/// so far ahead of a stream). A C sum over 32x96x48x48 floats took 1.5-2.1 ms on one thread
+/// reading in order and 0.81-0.93 ms reading four quarters side by side (eight were no faster).
+@inline(__always) func lanePartials4(_ x: UnsafePointer<Float>, stride: Int, count: Int)
+    -> (SIMD8<Float>, SIMD8<Float>, SIMD8<Float>, SIMD8<Float>) {
+    let x1 = x + stride, x2 = x + 2 * stride, x3 = x + 3 * stride
+    var a0 = SIMD8<Float>(), a1 = SIMD8<Float>(), b0 = SIMD8<Float>(), b1 = SIMD8<Float>()
+    var c0 = SIMD8<Float>(), c1 = SIMD8<Float>(), d0 = SIMD8<Float>(), d1 = SIMD8<Float>()
+    var i = 0
+    while i + 16 <= count {
+        a0 += load8(x + i); a1 += load8(x + i + 8)
+        b0 += load8(x1 + i); b1 += load8(x1 + i + 8)
+        c0 += load8(x2 + i); c1 += load8(x2 + i + 8)
+        d0 += load8(x3 + i); d1 += load8(x3 + i + 8)
+        i += 16
     }
-    while i + 8 <= count { a0 += load8(x + i); i += 8 }
+    if i + 8 <= count {
+        a0 += load8(x + i); b0 += load8(x1 + i); c0 += load8(x2 + i); d0 += load8(x3 + i)
+        i += 8
+    }
     if i < count {
-        a1 += keepLast(load8(x + count - 8), count - i)
+        let rem = count - i, at = count - 8
+        a1 += keepLast(load8(x + at), rem); b1 += keepLast(load8(x1 + at), rem)
+        c1 += keepLast(load8(x2 + at), rem); d1 += keepLast(load8(x3 + at), rem)
     }
-    return (a0 + a1) + (a2 + a3)
+    return (a0 + a1, b0 + b1, c0 + c1, d0 + d1)
 }
 
 @inline(__always) func adaptiveStart(_ i: Int, _ out: Int, _ size: Int) -> Int { (i * size) / out }
@@ -557,15 +582,29 @@ func adaptiveAvgPool2dForward(out: UnsafeMutablePointer<Float>, input: UnsafePoi
         // adds (instead of a horizontal sum per plane). A leftover plane adds its lanes in the
         // same order, so every plane's result is the same whichever way it went.
         let inv = 1 / Float(hw)
+        // Eight planes' lane partials -> their eight means at `y`.
+        @inline(__always) func finish8(_ m: UnsafeMutablePointer<SIMD8<Float>>, _ y: UnsafeMutablePointer<Float>) {
+            transpose8x8(m)
+            let s = ((m[0] + m[1]) + m[2]) + m[3] + m[4] + m[5] + m[6] + m[7]
+            store8(s * inv, y)
+        }
         parallelFor(planes, grain: threadRunGrain(count: planes, work: hw)) { ps in
-            let m = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: 8)
+            let m = UnsafeMutablePointer<SIMD8<Float>>.allocate(capacity: 32)
             defer { m.deallocate() }
+            // Four quarters of the run side by side (`lanePartials4`), eight planes of each at a
+            // time, then the planes left over.
+            let quarter = (ps.count / 4) & ~7
             var p = ps.lowerBound
+            for g in Swift.stride(from: 0, to: quarter, by: 8) {
+                for j in 0..<8 {
+                    (m[j], m[8 + j], m[16 + j], m[24 + j]) = lanePartials4(input + (p + g + j) * hw, stride: quarter * hw, count: hw)
+                }
+                for k in 0..<4 { finish8(m + 8 * k, out + p + k * quarter + g) }
+            }
+            p += 4 * quarter
             while p + 8 <= ps.upperBound {
                 for j in 0..<8 { m[j] = lanePartials(input + (p + j) * hw, count: hw) }
-                transpose8x8(m)
-                let s = ((m[0] + m[1]) + m[2]) + m[3] + m[4] + m[5] + m[6] + m[7]
-                store8(s * inv, out + p)
+                finish8(m, out + p)
                 p += 8
             }
             while p < ps.upperBound {
