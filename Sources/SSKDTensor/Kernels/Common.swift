@@ -168,7 +168,8 @@ func quad(_ v: [Int], _ name: String, op: String) throws -> (Int, Int, Int, Int)
 /// a C clamp over 32x144x24x24 floats took 0.94-1.19 ms on one thread walking its run in order and
 /// 0.66-0.82 ms walking two halves side by side; four halves were no faster, eight slower.
 /// Streaming stores keep the run whole (`half` 0): two interleaved write-combining streams made
-/// relu6's backward on 32x96x48x48 up to 2.8x slower. `half` is a multiple of 32 floats.
+/// relu6 on 32x96x48x48 7-10 % slower forward and up to 2.8x slower backward. `half` is a
+/// multiple of 32 floats, so `b` keeps `a`'s alignment.
 @inline(__always) func splitRun<S: LaneStore>(_ r: Range<Int>, _: S.Type) -> (a: Int, b: Int, half: Int) {
     let half = S.self == StreamingStore.self ? 0 : (r.count / 2) & ~31
     return (r.lowerBound, r.lowerBound + half, half)
