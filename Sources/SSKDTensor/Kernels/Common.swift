@@ -43,12 +43,15 @@ import Glibc
 protocol LaneStore {
     static func store(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>)
     static func finish()
+    /// Whether a kernel may write two output streams side by side (`splitRun`).
+    static var interleaves: Bool { get }
 }
 
 /// Ordinary stores, through the cache.
 enum CachedStore: LaneStore {
     @inline(__always) static func store(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) { store8(v, p) }
     @inline(__always) static func finish() {}
+    static var interleaves: Bool { true }
 }
 
 /// Streaming (non-temporal) stores: the line is neither read in first nor kept, so it evicts
@@ -58,6 +61,9 @@ enum CachedStore: LaneStore {
 enum StreamingStore: LaneStore {
     @inline(__always) static func store(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) { _mm256_stream_ps(p, v) }
     @inline(__always) static func finish() { streamingFenceWord.wrappingAdd(1, ordering: .sequentiallyConsistent) }
+    /// Two interleaved write-combining streams made relu6 on 32x96x48x48 7-10 % slower forward
+    /// and up to 2.8x slower backward.
+    static var interleaves: Bool { false }
 }
 private let streamingFenceWord = Atomic<Int>(0)
 
@@ -167,10 +173,9 @@ func quad(_ v: [Int], _ name: String, op: String) throws -> (Int, Int, Int, Int)
 /// leaves memory bandwidth unused (the hardware prefetcher runs only so far ahead of a stream):
 /// a C clamp over 32x144x24x24 floats took 0.94-1.19 ms on one thread walking its run in order and
 /// 0.66-0.82 ms walking two halves side by side; four halves were no faster, eight slower.
-/// Streaming stores keep the run whole (`half` 0): two interleaved write-combining streams made
-/// relu6 on 32x96x48x48 7-10 % slower forward and up to 2.8x slower backward. `half` is a
+/// Stores that do not interleave (streaming stores) keep the run whole (`half` 0). `half` is a
 /// multiple of 32 floats, so `b` keeps `a`'s alignment.
 @inline(__always) func splitRun<S: LaneStore>(_ r: Range<Int>, _: S.Type) -> (a: Int, b: Int, half: Int) {
-    let half = S.self == StreamingStore.self ? 0 : (r.count / 2) & ~31
+    let half = S.interleaves ? (r.count / 2) & ~31 : 0
     return (r.lowerBound, r.lowerBound + half, half)
 }
