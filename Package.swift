@@ -23,18 +23,19 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     ],
     targets: [
-        // System libraries (Debian: libopenblas-dev, liblua5.4-dev, libpng-dev, libjpeg-dev, zlib1g-dev, libedit-dev).
+        // System libraries (Debian: libopenblas-dev, liblua5.4-dev, libpng-dev, libjpeg-dev, zlib1g-dev, libedit-dev, libssl-dev).
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CLua", pkgConfig: "lua5.4", providers: [.apt(["liblua5.4-dev"])]),
         .systemLibrary(name: "CImageCodecs", providers: [.apt(["libpng-dev", "libjpeg-dev", "zlib1g-dev"])]),
         .systemLibrary(name: "CEditLine", pkgConfig: "libedit", providers: [.apt(["libedit-dev"])]),
+        .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
 
         // Layers.
         .target(name: "SSKDTensor", dependencies: ["COpenBLAS"], swiftSettings: fast),
         .target(name: "SSKDNN", dependencies: ["SSKDTensor"], swiftSettings: fast),
         .target(name: "SSKDOptim", dependencies: ["SSKDNN", "SSKDTensor"], swiftSettings: fast),
         .target(name: "SSKDData", dependencies: ["SSKDTensor", "CImageCodecs", "CImageDecode"], swiftSettings: fast),
-        .target(name: "SSKDTrain", dependencies: ["SSKDData", "SSKDOptim", "SSKDNN", "SSKDTensor", "CImageCodecs"], swiftSettings: fast),
+        .target(name: "SSKDTrain", dependencies: ["SSKDData", "SSKDOptim", "SSKDNN", "SSKDTensor", "CImageCodecs", "COpenSSL"], swiftSettings: fast),
         // Our own C code: trampolines that raise Lua errors after Swift has returned, and image
         // decoding whose setjmp/longjmp error handling stays inside C.
         .target(name: "CLuaShim", dependencies: ["CLua"], cSettings: fastC),
@@ -51,7 +52,7 @@ let package = Package(
         .testTarget(name: "SSKDOptimTests", dependencies: ["SSKDOptim", "SSKDNN", "SSKDTensor"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SSKDDataTests", dependencies: ["SSKDData", "SSKDTensor", "CImageCodecs"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SSKDTrainTests", dependencies: ["SSKDTrain", "SSKDData", "SSKDOptim", "SSKDNN", "SSKDTensor"]),
-        .testTarget(name: "SSKDLuaTests", dependencies: ["SSKDLua", "SSKDTensor"], resources: [.copy("lua")]),
+        .testTarget(name: "SSKDLuaTests", dependencies: ["SSKDLua", "SSKDData", "SSKDTensor"], resources: [.copy("lua")]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -78,31 +78,49 @@ public final class ImageFolder: Dataset {
     public let skipped: [(path: String, reason: String)]
 
     public var count: Int { files.count }
-    public var isLabeled: Bool { true }
+    public let isLabeled: Bool
 
     /// Lists `root`'s class folders and their images. With `onError: .skip` every image is
     /// decoded once now, and corrupt ones are left out with a warning; with `.fail` (the default)
     /// a corrupt image is an error when it is read.
-    public init(root: String, channels: Int = 3, onError: OnError = .fail) throws {
+    ///
+    /// With `labeled: false` the folder holds images without classes: every image in `root` and
+    /// in its sub-folders at any depth (sorted by path), as an unlabeled dataset.
+    public init(root: String, channels: Int = 3, onError: OnError = .fail, labeled: Bool = true) throws {
         guard [1, 3, 4].contains(channels) else { throw DataError(root, "channels must be 1, 3 or 4, got \(channels)") }
         let fm = FileManager.default
         var isDir: ObjCBool = false
         guard fm.fileExists(atPath: root, isDirectory: &isDir), isDir.boolValue else {
             throw DataError(root, "image folder root not found or not a directory")
         }
-        let entries = try fm.contentsOfDirectory(atPath: root).sorted()
+        func isImage(_ f: String) -> Bool { ImageFolder.extensions.contains((f as NSString).pathExtension.lowercased()) }
+        // (folder, label) pairs to list: the class folders, or every image under root.
+        var groups: [(dir: String, names: [String], label: Int)] = []
         var classes = [String]()
-        for e in entries where !e.hasPrefix(".") {
-            var d: ObjCBool = false
-            if fm.fileExists(atPath: joinPath(root, e), isDirectory: &d), d.boolValue { classes.append(e) }
+        if labeled {
+            let entries = try fm.contentsOfDirectory(atPath: root).sorted()
+            for e in entries where !e.hasPrefix(".") {
+                var d: ObjCBool = false
+                if fm.fileExists(atPath: joinPath(root, e), isDirectory: &d), d.boolValue { classes.append(e) }
+            }
+            guard !classes.isEmpty else { throw DataError(root, "no class folders (expected root/<class>/*.png|jpg|jpeg)") }
+            for (k, cls) in classes.enumerated() {
+                let dir = joinPath(root, cls)
+                groups.append((dir, try fm.contentsOfDirectory(atPath: dir).sorted(), k))
+            }
+        } else {
+            guard let walker = fm.enumerator(atPath: root) else { throw DataError(root, "cannot list the folder") }
+            var rel = [String]()
+            while let f = walker.nextObject() as? String {
+                if (f as NSString).lastPathComponent.hasPrefix(".") { continue }
+                if isImage(f) { rel.append(f) }
+            }
+            groups.append((root, rel.sorted(), -1))
         }
-        guard !classes.isEmpty else { throw DataError(root, "no class folders (expected root/<class>/*.png|jpg|jpeg)") }
         var files = [String](), labels = [Int](), skipped = [(path: String, reason: String)]()
         var shapes = Set<ImageShape>()
-        for (k, cls) in classes.enumerated() {
-            let dir = joinPath(root, cls)
-            let names = try fm.contentsOfDirectory(atPath: dir).sorted()
-            for f in names where !f.hasPrefix(".") && ImageFolder.extensions.contains((f as NSString).pathExtension.lowercased()) {
+        for (dir, names, k) in groups {
+            for f in names where !f.hasPrefix(".") && isImage(f) {
                 let path = joinPath(dir, f)
                 if onError == .skip {
                     do {
@@ -119,8 +137,9 @@ public final class ImageFolder: Dataset {
                 labels.append(k)
             }
         }
-        guard !files.isEmpty else { throw DataError(root, "no .png/.jpg/.jpeg images in the class folders") }
+        guard !files.isEmpty else { throw DataError(root, labeled ? "no .png/.jpg/.jpeg images in the class folders" : "no .png/.jpg/.jpeg images") }
         self.root = root
+        self.isLabeled = labeled
         self.name = "folder \(root)"
         self.classNames = classes
         self.channels = channels
@@ -142,6 +161,6 @@ public final class ImageFolder: Dataset {
 
     public func label(at index: Int) throws -> Int? {
         try checkIndex(index)
-        return fileLabels[index]
+        return isLabeled ? fileLabels[index] : nil
     }
 }

@@ -5,6 +5,7 @@ import CLuaShim
 import Foundation
 import SSKDData
 import SSKDTensor
+import SSKDTrain
 
 /// A dataset as Lua sees it (any `Dataset`: a format reader, a subset, an unlabeled view).
 public final class LuaDataset {
@@ -51,6 +52,10 @@ enum DataBindings {
         D.field("labeled", "whether images have labels") { c, d in c.push(d.dataset.isLabeled); return 1 }
         D.meta("__len") { c in c.push(try c.dataset(1).count); return 1 }
         D.method("size", "ds:size() -> integer", "number of images") { c, d in c.push(d.dataset.count); return 1 }
+        D.method("fingerprint", "ds:fingerprint() -> string",
+                 "SHA-256 (hex) of the images and labels in index order: the same images in the same order give the same string, whatever their source") { c, d in
+            c.pushString(try Fingerprint.dataset(d.dataset)); return 1
+        }
         D.method("get", "ds:get(i) -> Tensor[C,H,W] in [0,1], label or nil", "image i (0-based) scaled to [0, 1] and its label") { c, d in
             try getItem(c, d.dataset, try c.int(2))
         }
@@ -135,15 +140,33 @@ enum DataBindings {
             try c.push(object: LuaDataset(try CIFAR10(root: root, train: split == "train")))
             return 1
         }
-        data.function("image_folder", "data.image_folder{root=DIR, channels=3, on_error='fail'|'skip'} -> Dataset",
-                      "root/<class>/*.png|jpg images, classes in sorted order") { c in
+        data.function("image_folder", "data.image_folder{root=DIR, channels=3, on_error='fail'|'skip', labels=true} -> Dataset",
+                      "root/<class>/*.png|jpg images, classes in sorted order; labels=false: every image under root, without labels") { c in
             let o = try c.options(1)
             guard let root = try o.string("root") else { throw LuaError("\(c.name): option 'root' is required") }
             let channels = try o.int("channels", default: 3)
             let onError = try o.string("on_error") ?? "fail"
+            let labeled = try o.bool("labels", default: true)
             try o.finish()
             guard let oe = ImageFolder.OnError(rawValue: onError) else { throw LuaError("\(c.name): on_error must be 'fail' or 'skip', got '\(onError)'") }
-            try c.push(object: LuaDataset(try ImageFolder(root: root, channels: channels, onError: oe)))
+            try c.push(object: LuaDataset(try ImageFolder(root: root, channels: channels, onError: oe, labeled: labeled)))
+            return 1
+        }
+        data.function("concat", "data.concat{ds1, ds2, ...} -> Dataset",
+                      "datasets end to end (e.g. an unlabelled set plus labelled images seen without labels); labelled only if every part is") { c in
+            try c.table(1)
+            let n = Int(lua_rawlen(c.L, 1))
+            guard n >= 1 else { throw c.argError(1, message: "at least one Dataset expected") }
+            var parts: [Dataset] = []
+            for i in 1...n {
+                lua_rawgeti(c.L, 1, lua_Integer(i))
+                guard let d = c.toObject(-1, LuaDataset.self) else {
+                    throw c.argError(1, message: "item \(i) is \(c.typeName(-1)), expected a Dataset")
+                }
+                c.pop()
+                parts.append(d.dataset)
+            }
+            try c.push(object: LuaDataset(try ConcatDataset(parts)))
             return 1
         }
         data.function("split", "data.split(ds, {samples=N, validation=0, seed=0}) -> samples, validation, rest", "same as ds:split{...}") { c in

@@ -57,6 +57,7 @@ enum Bindings {
         HostBindings.register()
         DataBindings.register()
         TrainBindings.register()
+        CacheBindings.register()
     }()
 }
 

@@ -4,6 +4,7 @@ import CLua
 import CLuaShim
 import SSKDNN
 import SSKDTensor
+import SSKDTrain
 
 extension LuaCall {
     public func module(_ i: Int32) throws -> Module {
@@ -191,6 +192,9 @@ enum NNBindings {
             c.pushString(try m.loadStateDict(sd, strict: strict).description); return 1
         }
         M.method("save", "m:save(path)", "writes the state dict as safetensors") { c, m in try m.save(try c.string(2)); return 0 }
+        M.method("fingerprint", "m:fingerprint() -> string", "SHA-256 (hex) of the state dict: names, shapes and values (the same weights give the same string)") { c, m in
+            c.pushString(Fingerprint.stateDict(m.stateDict())); return 1
+        }
         M.method("load", "m:load(path [, {strict=true}]) -> report", "loads safetensors weights; strict=false skips missing/mismatched entries") { c, m in
             let path = try c.string(2)
             let o = try c.options(3)

@@ -30,6 +30,9 @@ enum HostBindings {
             c.push(MemoryStats.totalAllocatedBytes); c.setRawField(-2, "total")
             return 1
         }
+        sskd.function("clock", "sskd.clock() -> number", "wall-clock time in seconds since 1970 (sub-second resolution; os.clock() is CPU time)") { c in
+            c.push(Date().timeIntervalSince1970); return 1
+        }
         sskd.function("reset_peak", "sskd.reset_peak()", "resets the peak of sskd.memory() to the live bytes") { _ in MemoryStats.resetPeak(); return 0 }
     }
 }

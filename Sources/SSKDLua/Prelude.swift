@@ -78,6 +78,52 @@ function sskd.metric(history, metric, fname)
   return v
 end
 
+--- A canonical string of a plain value: JSON with sorted keys, integers as integers and other
+--- numbers with 17 significant digits, so equal settings give equal strings whatever the order
+--- they were written in (the key of sskd.model_cache). Functions, userdata, NaN and infinities
+--- are errors naming where they are.
+function sskd.canonical(v)
+  local function esc(s)
+    return '"' .. s:gsub('[%c"\\]', function(c)
+      local named = {['"'] = '\\"', ['\\'] = '\\\\', ['\n'] = '\\n', ['\r'] = '\\r', ['\t'] = '\\t'}
+      return named[c] or ("\\u%04x"):format(c:byte())
+    end) .. '"'
+  end
+  local function enc(x, path, depth)
+    local t = type(x)
+    if t == "string" then return esc(x)
+    elseif t == "boolean" then return tostring(x)
+    elseif t == "number" then
+      if math.type(x) == "integer" then return tostring(x) end
+      if x ~= x or x == math.huge or x == -math.huge then error(("sskd.canonical: %s is %s, which has no canonical form"):format(path, tostring(x)), 0) end
+      if x == math.floor(x) and math.abs(x) < 2^53 then return ("%d"):format(x) end
+      return ("%.17g"):format(x)
+    elseif t == "table" then
+      if depth > 32 then error("sskd.canonical: " .. path .. " nests too deeply (a cycle?)", 0) end
+      local n, keys = #x, {}
+      for k in pairs(x) do
+        if math.type(k) == "integer" and k >= 1 and k <= n then -- the array part
+        elseif type(k) == "string" then keys[#keys + 1] = k
+        else error(("sskd.canonical: %s has a key of type %s (only strings and 1..n)"):format(path, type(k)), 0) end
+      end
+      if #keys == 0 and (n > 0 or next(x) == nil) then
+        local parts = {}
+        for i = 1, n do parts[i] = enc(x[i], path .. "[" .. i .. "]", depth + 1) end
+        return "[" .. table.concat(parts, ",") .. "]"
+      end
+      if n > 0 then error(("sskd.canonical: %s mixes array items and named fields"):format(path), 0) end
+      table.sort(keys)
+      local parts = {}
+      for i, k in ipairs(keys) do parts[i] = esc(k) .. ":" .. enc(x[k], path .. "." .. k, depth + 1) end
+      return "{" .. table.concat(parts, ",") .. "}"
+    end
+    error(("sskd.canonical: %s is a %s, which has no canonical form (use plain values: strings, numbers, booleans, tables)"):format(path, t), 0)
+  end
+  return enc(v, "value", 0)
+end
+sskd.document(sskd.canonical, "sskd.canonical", "sskd.canonical(value) -> string",
+  "canonical JSON of a plain value (sorted keys): equal settings give equal strings (keys of sskd.model_cache)")
+
 --- A parameterised schedule: a callable table. `s(epoch, history)` evaluates it; `s{...}`
 --- returns a copy with other parameters (unknown names are errors).
 function sskd.schedule(spec)

@@ -36,7 +36,7 @@ public struct SafeTensorsError: Error, CustomStringConvertible {
 
 public enum SafeTensors {
     /// Largest header we accept (the reference implementation's limit is 100 MB).
-    static let maxHeaderBytes = 100_000_000
+    public static let maxHeaderBytes = 100_000_000
 
     // MARK: Reading
 
@@ -201,7 +201,8 @@ public enum SafeTensors {
     public static func write(_ sd: StateDict, to path: String) throws {
         let data = try encode(sd)
         let url = URL(fileURLWithPath: path)
-        let tmp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())")
+        // Unique per process and call: two writers of one path never share a temporary file.
+        let tmp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())-\(UUID().uuidString.prefix(8))")
         do { try data.write(to: tmp) }
         catch { throw SafeTensorsError(path, "cannot write temporary file \(tmp.path): \(error.localizedDescription)") }
         guard rename(tmp.path, url.path) == 0 else {

@@ -140,8 +140,11 @@ public final class Trainer {
         let t0 = Date()
         let s = settings
         let loader = try DataLoader(train, batchSize: s.batchSize, shuffle: true, dropLast: s.dropLast, seed: s.seed, transform: augment)
+        // Unlabelled images are read through an unlabeled view even when the caller hands in a
+        // labelled dataset: the KD-only batches never see a label.
         let unlabeledLoader = try unlabeled.map {
-            try DataLoader($0, batchSize: s.batchSize, shuffle: true, dropLast: true, seed: s.seed ^ 0x554E_4C41_4245_4C, transform: augment)
+            try DataLoader($0.isLabeled ? $0.unlabeled() : $0, batchSize: s.batchSize, shuffle: true, dropLast: true,
+                           seed: s.seed ^ 0x554E_4C41_4245_4C, transform: augment)
         }
         if unlabeledLoader != nil && teacher == nil { throw TrainError(s.name, "unlabeled images need a teacher to distill from") }
         teacher?.eval()

@@ -150,6 +150,17 @@ final class ReplTests: XCTestCase {
         XCTAssertTrue(bad.err.contains("efficientnet_b0"), bad.err)
         let badInput = try runProcess(exe, ["info", "small_cnn", "--input", "3x96"], input: "")
         XCTAssertNotEqual(badInput.status, 0)
+        // The small-input MobileNetV2 keeps a 2x2 map where torchvision's ends on 1x1.
+        let small = try runProcess(exe, ["info", "mobilenet_v2_small_input", "--input", "1x28x28"], input: "")
+        XCTAssertEqual(small.status, 0, small.err)
+        func shape(_ out: String, _ layer: String) -> String? {
+            out.split(separator: "\n").first { $0.hasPrefix(layer + " ") }.flatMap { l in l.firstRange(of: "[").map { String(l[$0.lowerBound...].prefix { $0 != "]" }) + "]" } }
+        }
+        XCTAssertEqual(shape(small.out, "features.0.0"), "[1, 32, 28, 28]", small.out)
+        XCTAssertEqual(shape(small.out, "features.18.0"), "[1, 1280, 2, 2]", small.out)
+        let plain = try runProcess(exe, ["info", "mobilenet_v2", "--input", "1x28x28"], input: "")
+        XCTAssertEqual(shape(plain.out, "features.0.0"), "[1, 32, 14, 14]", plain.out)
+        XCTAssertEqual(shape(plain.out, "features.18.0"), "[1, 1280, 1, 1]", plain.out)
     }
 
     /// `sskd bench ops --serve` (scripts/bench_ops.sh drives it beside PyTorch): one JSON line per

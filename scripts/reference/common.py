@@ -12,14 +12,18 @@ Contents:
                   (index files: one zero-based index per line, the format sskd writes).
   models        : teacher_mobilenet_v2(), student_efficientnet_b0() built the way the paper's
                   script builds them (torchvision architecture, classifier[1] replaced by
-                  Linear(1280 -> 10)), with an optional 1-channel stem for grayscale input.
+                  Linear(1280 -> 10)), with an optional 1-channel stem for grayscale input;
+                  the teacher optionally as sskd's mobilenet_v2_small_input variant (stride-1
+                  stem, and with strides=2 a stride-1 features.2 depthwise conv).
   distillation  : kd_loss() and paper_alpha() exactly as PAPER.md states them.
+  schedules     : round_half_away() (Swift's .rounded(), for batch counts sskd derives).
   process       : peak_rss_mb() from getrusage.
 """
 
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import resource
 import struct
@@ -201,7 +205,8 @@ def class_counts(labels: np.ndarray, indices: np.ndarray) -> list[int]:
 
 
 def _grayscale_stem(model, pretrained: bool) -> None:
-    """Replaces the first conv (3 -> 32, 3x3, stride 2, pad 1, no bias) by a 1-input-channel one.
+    """Replaces the first conv (3 -> 32, 3x3, pad 1, no bias; stride 2, or 1 in the teacher's
+    small-input variant) by a 1-input-channel one with the same kernel, stride and padding.
 
     Randomly initialised models get torchvision's own conv init (kaiming normal, fan_out);
     pretrained ones keep their filters summed over R, G, B (a gray image is R = G = B, so the
@@ -235,17 +240,48 @@ def _load_state_dict(path: str):
     return state
 
 
-def teacher_mobilenet_v2(in_channels: int = 3, imagenet_weights: str | None = None):
+def _small_input_conv(in_channels: int, out_channels: int, groups: int = 1):
+    """A 3x3, stride-1, pad-1, bias-free conv with torchvision's conv init (kaiming normal,
+    fan_out; PyTorch's fan out of a [out, in/groups, 3, 3] weight is out * 9 whatever the
+    groups), as sskd's mobilenet_v2_small_input plugin builds its replacements."""
+    from torch import nn
+
+    conv = nn.Conv2d(in_channels, out_channels, kernel_size=3, stride=1, padding=1, groups=groups,
+                     bias=False)
+    nn.init.kaiming_normal_(conv.weight, mode="fan_out")
+    return conv
+
+
+def teacher_mobilenet_v2(in_channels: int = 3, imagenet_weights: str | None = None,
+                         small_input: bool = False, strides: int = 1):
     """MobileNetV2 (torchvision), ImageNet weights from a local file if given, classifier[1]
-    replaced by Linear(1280 -> 10) as in the paper's script."""
+    replaced by Linear(1280 -> 10) as in the paper's script.
+
+    small_input=True is sskd's model_variants.mobilenet_v2_small_input (the CIFAR-style change
+    for 28x28 / 32x32 images): the stem conv features[0][0] gets stride 1 instead of 2, and with
+    strides=2 the depthwise conv of the first stride-2 block (features[2].conv[1][0], 96 -> 96)
+    gets stride 1 too; a 28x28 input then ends on 2x2 (strides 1) or 4x4 (strides 2) instead of
+    1x1. The replacements are built right after the model, before any weights are loaded: they
+    have the shapes of the convs they replace, so ImageNet weights (and state dicts saved from
+    this variant) load into them unchanged.
+    """
     from torch import nn
     from torchvision.models import mobilenet_v2
 
+    if strides not in (1, 2):
+        raise ValueError(f"strides must be 1 or 2, got {strides}")
     model = mobilenet_v2(weights=None)  # 1000 classes: the ImageNet checkpoint's shape
+    if small_input:
+        # With ImageNet weights the stem stays 3-channel here so the checkpoint loads; the
+        # grayscale stem below then sums its filters (and keeps the stride 1).
+        stem_in = 3 if imagenet_weights else in_channels
+        model.features[0][0] = _small_input_conv(stem_in, 32)
+        if strides == 2:
+            model.features[2].conv[1][0] = _small_input_conv(96, 96, groups=96)
     if imagenet_weights:
         model.load_state_dict(_load_state_dict(imagenet_weights))
     model.classifier[1] = nn.Linear(model.last_channel, NUM_CLASSES)
-    if in_channels == 1:
+    if in_channels != model.features[0][0].in_channels:
         _grayscale_stem(model, pretrained=bool(imagenet_weights))
     return model
 
@@ -282,6 +318,13 @@ def paper_alpha(epoch: int) -> float:
     if epoch < 5:
         return 0.0
     return min(0.1 + 0.05 * (epoch - 5), 0.9)
+
+
+def round_half_away(x: float) -> int:
+    """x rounded to the nearest integer, halves away from zero: Swift's `.rounded()`, which sskd
+    uses for the unlabelled batch count (Python's round() sends halves to even: round(2.5) == 2
+    where sskd gets 3)."""
+    return int(math.floor(x + 0.5)) if x >= 0 else -int(math.floor(-x + 0.5))
 
 
 # ----------------------------------------------------------------------------------------------

@@ -145,6 +145,41 @@ T.test("models and model variants", function()
   T.raises(function() models.mobilenet_v2{weights = "/nonexistent.safetensors"} end, "nonexistent")
 end)
 
+T.test("mobilenet_v2_small_input: torchvision's keys, stride-1 stem (and block), their gradients", function()
+  local plain = models.mobilenet_v2{classes = 10, in_channels = 1}
+  local keys = {}
+  for _, kv in ipairs(plain:named_parameters()) do keys[#keys + 1] = kv[1] .. " " .. table.concat(kv[2].shape, "x") end
+  for _, strides in ipairs{1, 2} do
+    local m = model_variants.mobilenet_v2_small_input{classes = 10, in_channels = 1, strides = strides}
+    local mine = {}
+    for _, kv in ipairs(m:named_parameters()) do mine[#mine + 1] = kv[1] .. " " .. table.concat(kv[2].shape, "x") end
+    T.eq(table.concat(mine, ","), table.concat(keys, ","), "state-dict keys and shapes are torchvision's")
+    m:eval()
+    -- 28x28 ends on 2x2 (stride-1 stem) or 4x4 (also features.2), where torchvision's ends on 1x1.
+    local side = strides == 1 and 2 or 4
+    T.shape(m:get("features")(torch.rand(2, 1, 28, 28)), {2, 1280, side, side})
+    T.shape(m(torch.rand(2, 1, 28, 28)), {2, 10})
+    T.shape(plain:get("features")(torch.rand(2, 1, 28, 28)), {2, 1280, 1, 1})
+    -- torchvision's init (kaiming normal, fan out = 32 * 9): std sqrt(2 / 288) = 0.083.
+    local w = m:get("features.0.0").weight
+    T.check(math.abs(w:std():item() - math.sqrt(2 / 288)) < 0.02, "stem init std " .. w:std():item())
+  end
+  -- The new parts: the stride-1 stem and the stride-1 depthwise, gradients to input and weight.
+  local m = model_variants.mobilenet_v2_small_input{in_channels = 1, strides = 2}
+  local x = torch.rand(1, 1, 5, 5):requires_grad_()
+  local stem = m:get("features.0.0").weight[{{0, 3}}]:detach():requires_grad_()
+  local ok, report = torch.gradcheck(function(a, k) return F.conv2d(a, k, nil, {padding = 1}) end, {x, stem}, {eps = 1e-2, atol = 1e-2})
+  T.check(ok, report)
+  local dw = m:get("features.2.conv.1.0")
+  T.eq(tostring(dw), "Conv2d(96, 96, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), groups=96, bias=False)")
+  T.eq(tostring(m:get("features.0.0")), "Conv2d(1, 32, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), bias=False)")
+  local h = torch.rand(1, 96, 4, 4):requires_grad_()
+  local k = dw.weight:detach():requires_grad_()
+  ok, report = torch.gradcheck(function(a, kk) return F.conv2d(a, kk, nil, {padding = 1, groups = 96}) end, {h, k}, {eps = 1e-2, atol = 1e-2})
+  T.check(ok, report)
+  T.raises(function() model_variants.mobilenet_v2_small_input{strides = 3} end, "bad option 'strides'")
+end)
+
 T.test("wrong calls on modules", function()
   local lin = nn.Linear(4, 3)
   T.raises(function() lin(nil) end, "bad argument #1 to 'Linear call' (Tensor expected, got nil)")
