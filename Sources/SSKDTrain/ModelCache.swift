@@ -10,8 +10,7 @@
 // A lookup never trusts a file it cannot verify: missing, unreadable (truncated, not
 // safetensors), written by something else, written for another key, or with weights whose
 // checksum differs from the one recorded are all misses that say why, and the model is left
-// untouched. Writes go to a uniquely named temporary file in the same folder and are renamed into
-// place, so concurrent runs storing the same key leave one whole file and readers never see half.
+// untouched. Writes go through SafeTensors.write (a unique temporary file, renamed into place).
 
 import Foundation
 import SSKDNN
@@ -77,17 +76,9 @@ public final class ModelCache {
         meta["checksum"] = Fingerprint.stateDict(sd)
         meta["written"] = ISO8601DateFormatter().string(from: Date())
         sd.metadata = meta
-        let data = try SafeTensors.encode(sd)
-        // Unique per process and call: two runs (or two threads) storing the same key never
-        // write into one temporary file; the last rename wins with a whole file either way.
-        let tmp = (directory as NSString).appendingPathComponent(".\(UUID().uuidString)-\(getpid()).tmp")
-        do { try data.write(to: URL(fileURLWithPath: tmp)) }
-        catch { throw TrainError("model cache", "cannot write \(tmp): \(error.localizedDescription)") }
-        guard rename(tmp, path) == 0 else {
-            let err = String(cString: strerror(errno))
-            try? FileManager.default.removeItem(atPath: tmp)
-            throw TrainError("model cache", "cannot rename \(tmp) to \(path): \(err)")
-        }
+        // SafeTensors.write goes through a temporary file unique per process and call, renamed
+        // into place: concurrent stores of one key leave one whole file, readers never see half.
+        try SafeTensors.write(sd, to: path)
         return path
     }
 

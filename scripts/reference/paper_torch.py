@@ -443,6 +443,14 @@ def train_epoch(model, loader, optimizer, limit=None, teacher=None, alpha=0.0, t
     sums = {"loss": 0.0, "ce": 0.0, "kd": 0.0, "unlabeled_kd": 0.0}
     correct, seen, unlabeled_seen, steps, u = 0, 0, 0, 0, 0
     t0 = time.perf_counter()
+
+    def step(loss):  # one optimizer step (and a per-batch LR step), labelled or not
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+
     for b, (x, y) in enumerate(itertools.islice(loader, labelled_batches)):
         logits = model(x)
         ce = F.cross_entropy(logits, y)
@@ -455,11 +463,7 @@ def train_epoch(model, loader, optimizer, limit=None, teacher=None, alpha=0.0, t
             sums["kd"] += kd.item() * y.numel()
         else:
             loss = ce
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        if scheduler is not None:
-            scheduler.step()
+        step(loss)
         steps += 1
         sums["loss"] += loss.item() * y.numel()
         sums["ce"] += ce.item() * y.numel()
@@ -472,11 +476,7 @@ def train_epoch(model, loader, optimizer, limit=None, teacher=None, alpha=0.0, t
             with torch.no_grad():
                 t_logits = teacher(xu)
             kd = common.kd_loss(model(xu), t_logits, temperature)
-            optimizer.zero_grad()
-            kd.backward()
-            optimizer.step()
-            if scheduler is not None:
-                scheduler.step()
+            step(kd)
             steps += 1
             u += 1
             sums["unlabeled_kd"] += kd.item() * xu.shape[0]
