@@ -15,6 +15,7 @@ let package = Package(
     name: "sskd",
     products: [
         .executable(name: "sskd", targets: ["sskd"]),
+        .executable(name: "sskd-fuzz", targets: ["sskd-fuzz"]),
         .library(name: "SSKDTensor", targets: ["SSKDTensor"]),
         .library(name: "SSKDNN", targets: ["SSKDNN"]),
         .library(name: "SSKDLua", targets: ["SSKDLua"]),
@@ -45,6 +46,10 @@ let package = Package(
             "SSKDLua", "SSKDTrain", "SSKDData", "SSKDOptim", "SSKDNN", "SSKDTensor",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: fast),
+        // libFuzzer harnesses for every reader of outside bytes (scripts/fuzz.sh builds them with
+        // -sanitize=fuzzer,address); any other build replays files through them. Corpora: Fuzz/corpus.
+        .executableTarget(name: "sskd-fuzz", dependencies: ["SSKDLua", "SSKDTrain", "SSKDData", "SSKDOptim", "SSKDNN", "SSKDTensor", "CImageCodecs"],
+                          path: "Fuzz", exclude: ["corpus", "lua_api.lua"]),
 
         // Tests mirror Sources.
         .testTarget(name: "SSKDTensorTests", dependencies: ["SSKDTensor"], resources: [.copy("Fixtures")]),

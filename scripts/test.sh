@@ -6,3 +6,5 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 swift build --build-tests
 swift test --skip-build "$@"
+# libFuzzer smoke run: every reader's harness for 10 s under AddressSanitizer (campaigns: scripts/fuzz.sh).
+bash scripts/fuzz.sh all 10

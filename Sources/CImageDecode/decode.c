@@ -20,7 +20,15 @@ void sskd_image_free(unsigned char *p) { free(p); }
 
 // MARK: PNG
 
-int sskd_png_decode(const char *path, unsigned char **out, int *width, int *height, int *channels,
+/// The error for a decoded size above the caller's limit (the header is read, nothing allocated).
+static void set_too_large(char *err, size_t errlen, size_t width, size_t height, int c, size_t max_bytes) {
+    if (err && errlen) {
+        snprintf(err, errlen, "a %zux%zu image with %d channels needs more than the %zu bytes allowed (memory limit)",
+                 width, height, c, max_bytes);
+    }
+}
+
+int sskd_png_decode(const char *path, size_t max_bytes, unsigned char **out, int *width, int *height, int *channels,
                     char *err, size_t errlen) {
     *out = NULL;
     png_image image;
@@ -43,6 +51,11 @@ int sskd_png_decode(const char *path, unsigned char **out, int *width, int *heig
     size_t size = stride * (size_t)image.height;
     if (image.width == 0 || image.height == 0 || size / stride != image.height) {
         set_err(err, errlen, "PNG has invalid dimensions");
+        png_image_free(&image);
+        return -1;
+    }
+    if (size > max_bytes || image.width > 0x7fffffff || image.height > 0x7fffffff) {
+        set_too_large(err, errlen, image.width, image.height, c, max_bytes);
         png_image_free(&image);
         return -1;
     }
@@ -118,7 +131,7 @@ static void sskd_jpeg_emit_message(j_common_ptr cinfo, int level) {
 
 static void sskd_jpeg_output_message(j_common_ptr cinfo) { (void)cinfo; }
 
-int sskd_jpeg_decode(const char *path, unsigned char **out, int *width, int *height, int *channels,
+int sskd_jpeg_decode(const char *path, size_t max_bytes, unsigned char **out, int *width, int *height, int *channels,
                      char *err, size_t errlen) {
     *out = NULL;
     FILE *f = fopen(path, "rb");
@@ -146,6 +159,12 @@ int sskd_jpeg_decode(const char *path, unsigned char **out, int *width, int *hei
     jpeg_start_decompress(&cinfo);
     int c = cinfo.output_components;
     size_t stride = (size_t)cinfo.output_width * (size_t)c;
+    // JPEG sides are at most 65535, so the product cannot overflow a size_t.
+    if (stride * cinfo.output_height > max_bytes) {
+        set_too_large(err, errlen, cinfo.output_width, cinfo.output_height, c, max_bytes);
+        why = err;
+        goto fail;
+    }
     buf = (unsigned char *)malloc(stride * cinfo.output_height);
     if (!buf) { why = "out of memory"; goto fail; }
     while (cinfo.output_scanline < cinfo.output_height && !jerr.corrupt) {
@@ -163,7 +182,7 @@ int sskd_jpeg_decode(const char *path, unsigned char **out, int *width, int *hei
     return 0;
 
 fail:
-    set_err(err, errlen, why);
+    if (why != err) { set_err(err, errlen, why); }  // set_too_large wrote err itself
     jpeg_destroy_decompress(&cinfo);
     fclose(f);
     free(buf);

@@ -1,6 +1,7 @@
 // File access for the binary formats: whole-file reads, memory maps for the large splits, and
 // gzip-or-raw reads through zlib's gz* API (gzread passes uncompressed files through).
 
+import SSKDTensor
 import CImageCodecs
 import Foundation
 #if canImport(Glibc)
@@ -44,6 +45,7 @@ public final class FileBytes: @unchecked Sendable {
         var st = stat()
         guard fstat(fileno(f), &st) == 0 else { throw DataError(path, "cannot stat: \(String(cString: strerror(errno)))") }
         let size = Int(st.st_size)
+        do { try MemoryLimit.check(count: max(size, 1), elementSize: 1, op: "read") } catch { throw DataError(path, "\(error)") }
         let buf = UnsafeMutablePointer<UInt8>.allocate(capacity: max(size, 1))
         let got = size > 0 ? fread(buf, 1, size, f) : 0
         guard got == size else {
@@ -66,6 +68,11 @@ public final class FileBytes: @unchecked Sendable {
         var buf = UnsafeMutablePointer<UInt8>.allocate(capacity: cap)
         while true {
             if size == cap {
+                // A gzip bomb stops here with an error, not in the allocator.
+                do { try MemoryLimit.check(count: cap * 2, elementSize: 1, op: "gunzip") } catch {
+                    buf.deallocate()
+                    throw DataError(path, "decompressed data passes \(MemoryLimit.format(cap)): \(error)")
+                }
                 let bigger = UnsafeMutablePointer<UInt8>.allocate(capacity: cap * 2)
                 bigger.update(from: buf, count: size)
                 buf.deallocate()
@@ -116,8 +123,11 @@ public final class FileBytes: @unchecked Sendable {
 
 /// The lines of a text file, without empty trailing lines.
 func readLines(_ path: String) throws -> [String] {
-    guard let data = FileManager.default.contents(atPath: path) else { throw DataError(path, "cannot read") }
-    guard let text = String(data: data, encoding: .utf8) else { throw DataError(path, "not UTF-8 text") }
+    // Our own reader: Foundation's leaks a buffer on empty files (fuzz harnesses, LeakSanitizer).
+    let file = try FileBytes(reading: path)
+    guard let text = String(validating: UnsafeBufferPointer(start: file.bytes, count: file.count), as: UTF8.self) else {
+        throw DataError(path, "not UTF-8 text")
+    }
     var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map {
         $0.trimmingCharacters(in: .whitespacesAndNewlines)
     }

@@ -19,10 +19,14 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import SSKDTensor
 
 /// Image kernels with explicit parameters, named after torchvision.transforms.functional
 /// (commonly imported as `TF`); the doc comments cite the torchvision function each matches.
 public enum TF {
+    /// The largest image side, crop, resize target or padding the kernels accept (2^31 - 1), so
+    /// that sums and products of two sizes stay far inside an Int.
+    public static let maxImageSize = Int(Int32.max)
     // MARK: Geometry
 
     /// Mirrors the image left to right (`TF.hflip`).
@@ -56,9 +60,12 @@ public enum TF {
         guard left >= 0, top >= 0, right >= 0, bottom >= 0 else {
             throw DataError("pad", "padding must be >= 0, got left \(left) top \(top) right \(right) bottom \(bottom)")
         }
+        guard Swift.max(left, top, right, bottom) <= TF.maxImageSize else {
+            throw DataError("pad", "padding must be at most \(TF.maxImageSize), got left \(left) top \(top) right \(right) bottom \(bottom)")
+        }
         let c = img.channels, h = img.height, w = img.width
         let oh = h + top + bottom, ow = w + left + right
-        var out = [Float](repeating: fill, count: c * oh * ow)
+        var out = [Float](repeating: fill, count: try ImageShape(channels: c, height: oh, width: ow).checkedCount(op: "pad"))
         img.pixels.withUnsafeBufferPointer { src in
             out.withUnsafeMutableBufferPointer { dst in
                 for ch in 0..<c { for y in 0..<h {
@@ -75,9 +82,13 @@ public enum TF {
     /// `fill` (0 in torchvision).
     public static func crop(_ img: Image, top: Int, left: Int, height: Int, width: Int, fill: Float = 0) throws -> Image {
         guard height > 0, width > 0 else { throw DataError("crop", "crop size must be positive, got \(height)x\(width)") }
+        guard height <= TF.maxImageSize, width <= TF.maxImageSize else { throw DataError("crop", "crop size must be at most \(TF.maxImageSize), got \(height)x\(width)") }
+        guard abs(top) <= 2 * TF.maxImageSize, abs(left) <= 2 * TF.maxImageSize else {
+            throw DataError("crop", "window offset (top \(top), left \(left)) is out of range")
+        }
         let c = img.channels, h = img.height, w = img.width
         let inside = top >= 0 && left >= 0 && top + height <= h && left + width <= w
-        let n = c * height * width
+        let n = try ImageShape(channels: c, height: height, width: width).checkedCount(op: "crop")
         let x0 = max(0, left), x1 = min(w, left + width)
         let y0 = max(0, top), y1 = min(h, top + height)
         let out = [Float](unsafeUninitializedCapacity: n) { dst, count in
@@ -97,6 +108,9 @@ public enum TF {
 
     /// The centred `height x width` window (`TF.center_crop`: top = round((H - h) / 2)).
     public static func centerCrop(_ img: Image, height: Int, width: Int) throws -> Image {
+        guard height > 0, width > 0, height <= TF.maxImageSize, width <= TF.maxImageSize else {
+            throw DataError("center_crop", "crop size must be in 1...\(TF.maxImageSize), got \(height)x\(width)")
+        }
         let top = Int((Double(img.height - height) / 2).rounded(.toNearestOrEven))
         let left = Int((Double(img.width - width) / 2).rounded(.toNearestOrEven))
         if img.height < height || img.width < width {
@@ -110,7 +124,11 @@ public enum TF {
 
     /// Output size of `Resize(size)` with one int: the smaller edge becomes `size`, the other
     /// keeps the aspect ratio (truncated, as torchvision does).
-    public static func resizedSize(height h: Int, width w: Int, smallerEdge size: Int) -> (height: Int, width: Int) {
+    public static func resizedSize(height h: Int, width w: Int, smallerEdge size: Int) throws -> (height: Int, width: Int) {
+        let longer = Double(size) * Double(Swift.max(h, w)) / Double(Swift.max(Swift.min(h, w), 1))
+        guard longer <= Double(TF.maxImageSize) else {
+            throw DataError("resize", "resizing the smaller edge of a \(h)x\(w) image to \(size) makes the other \(Int(longer)), more than \(TF.maxImageSize)")
+        }
         if w <= h { return (Int(Double(size) * Double(h) / Double(w)), size) }
         return (size, Int(Double(size) * Double(w) / Double(h)))
     }
@@ -118,14 +136,18 @@ public enum TF {
     /// Bilinear resize to `height x width` with antialiasing when downscaling
     /// (`TF.resize(..., BILINEAR, antialias=True)` on a float tensor). Same size returns the input.
     public static func resize(_ img: Image, height oh: Int, width ow: Int, antialias: Bool = true) throws -> Image {
-        guard oh > 0, ow > 0 else { throw DataError("resize", "target size must be positive, got \(oh)x\(ow)") }
+        guard oh > 0, ow > 0, oh <= TF.maxImageSize, ow <= TF.maxImageSize else {
+            throw DataError("resize", "target size must be in 1...\(TF.maxImageSize), got \(oh)x\(ow)")
+        }
         let c = img.channels, h = img.height, w = img.width
         if oh == h && ow == w { return img }
-        let wx = ResizeWeights(input: w, output: ow, antialias: antialias)
-        let wy = ResizeWeights(input: h, output: oh, antialias: antialias)
         // Horizontal pass [C, H, W] -> [C, H, OW], then vertical [C, H, OW] -> [C, OH, OW].
-        var tmp = [Float](repeating: 0, count: c * h * ow)
-        var out = [Float](repeating: 0, count: c * oh * ow)
+        let outCount = try ImageShape(channels: c, height: oh, width: ow).checkedCount(op: "resize")
+        let tmpCount = try ImageShape(channels: c, height: h, width: ow).checkedCount(op: "resize")
+        let wx = try ResizeWeights(input: w, output: ow, antialias: antialias)
+        let wy = try ResizeWeights(input: h, output: oh, antialias: antialias)
+        var tmp = [Float](repeating: 0, count: tmpCount)
+        var out = [Float](repeating: 0, count: outCount)
         img.pixels.withUnsafeBufferPointer { src in
           wx.weights.withUnsafeBufferPointer { wxp in
             tmp.withUnsafeMutableBufferPointer { t in
@@ -164,8 +186,11 @@ public enum TF {
     /// Rotates by `angle` degrees counter-clockwise about the image centre, keeping the size,
     /// nearest-neighbour sampling, `fill` outside the source (`TF.rotate(img, angle, NEAREST,
     /// expand=False, center=None, fill=fill)` on a tensor).
-    public static func rotate(_ img: Image, angle: Double, fill: Float = 0) -> Image {
+    public static func rotate(_ img: Image, angle: Double, fill: Float = 0) throws -> Image {
+        guard angle.isFinite else { throw DataError("rotate", "angle must be finite, got \(angle)") }
         let c = img.channels, h = img.height, w = img.width
+        // Source offsets travel through a float mantissa (below).
+        guard h * w < 1 << 23 else { throw DataError("rotate", "images of more than 2^23 pixels per channel are not supported, got \(h)x\(w)") }
         // torchvision: _get_inverse_affine_matrix(center=[0,0], angle=-angle, ...) with no shear
         // or translation reduces to [cos a, -sin a, 0; sin a, cos a, 0] (a = angle in radians),
         // cast to the image dtype (float32).
@@ -429,12 +454,15 @@ struct ResizeWeights {
     let size: [Int]
     let weights: [Float]
 
-    init(input: Int, output: Int, antialias: Bool) {
+    init(input: Int, output: Int, antialias: Bool) throws {
         let scale = Double(input) / Double(output)
         let stretch = antialias && scale >= 1
         let support = stretch ? scale : 1.0
         let invscale = stretch ? 1 / scale : 1.0
         let taps = Int(ceil(support)) * 2 + 1
+        let (slots, overflow) = output.multipliedReportingOverflow(by: taps)
+        guard !overflow else { throw DataError("resize", "\(input) -> \(output) pixels needs too many filter weights") }
+        try MemoryLimit.check(count: slots, elementSize: MemoryLayout<Float>.stride + MemoryLayout<Int>.stride, op: "resize")
         var start = [Int](repeating: 0, count: output), size = [Int](repeating: 0, count: output)
         var w = [Float](repeating: 0, count: output * taps)
         var ws = [Double](repeating: 0, count: taps + 2)

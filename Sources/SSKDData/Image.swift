@@ -4,6 +4,8 @@
 //   Image      Float  [C, H, W] row-major planes (what transforms work on), with the value
 //              range it is in: 255 (raw pixel values) or 1 (scaled to [0, 1] like ToTensor)
 //
+import SSKDTensor
+
 // C is 1 (gray), 3 (RGB) or 4 (RGBA).
 
 /// Channels, height and width of an image.
@@ -18,6 +20,16 @@ public struct ImageShape: Equatable, Hashable, CustomStringConvertible, Sendable
     }
     /// Number of values (`channels * height * width`).
     public var count: Int { channels * height * width }
+
+    /// `count`, checked before a buffer of that many `elementSize`-byte values is allocated:
+    /// every dimension positive, no overflow, and memory for it (`MemoryLimit`, the same gate as
+    /// tensors). `op` names the transform or reader in the error.
+    public func checkedCount(op: String, elementSize: Int = MemoryLayout<Float>.stride) throws -> Int {
+        guard channels >= 1, height >= 1, width >= 1 else { throw DataError(op, "invalid image shape \(self)") }
+        let n = try MemoryLimit.checkedCount([channels, height, width], op: op, what: "image shape")
+        try MemoryLimit.check(count: n, elementSize: elementSize, op: op)
+        return n
+    }
     public var description: String { "\(channels)x\(height)x\(width)" }
 }
 
@@ -41,7 +53,7 @@ public struct ByteImage: Equatable, Sendable {
     /// Builds an image from interleaved HWC bytes (as PNG/JPEG decoders produce them).
     public init(interleaved hwc: UnsafeBufferPointer<UInt8>, height: Int, width: Int, channels: Int) throws {
         let shape = ImageShape(channels: channels, height: height, width: width)
-        guard hwc.count == shape.count else {
+        guard try shape.checkedCount(op: "ByteImage", elementSize: 1) == hwc.count else {
             throw DataError("ByteImage", "\(hwc.count) interleaved bytes for an image of shape \(shape)")
         }
         let plane = height * width
@@ -72,6 +84,7 @@ public struct ByteImage: Equatable, Sendable {
             throw DataError("ByteImage.converted", "cannot convert \(src) channels to \(channels)")
         }
         let plane = shape.height * shape.width
+        _ = try ImageShape(channels: channels, height: shape.height, width: shape.width).checkedCount(op: "ByteImage.converted", elementSize: 1)
         var out = [UInt8](repeating: 255, count: channels * plane)
         pixels.withUnsafeBufferPointer { p in
             if channels == 1 {

@@ -6,6 +6,7 @@
 
 import CImageDecode
 import Foundation
+import SSKDTensor
 
 /// Decodes and encodes PNG/JPEG files (libpng's simplified API, libjpeg behind a C error manager).
 public enum ImageCodec {
@@ -22,8 +23,10 @@ public enum ImageCodec {
         var out: UnsafeMutablePointer<UInt8>? = nil
         var w: Int32 = 0, h: Int32 = 0, c: Int32 = 0
         var err = [CChar](repeating: 0, count: 256)
-        let status = isPNG ? sskd_png_decode(path, &out, &w, &h, &c, &err, err.count)
-                           : sskd_jpeg_decode(path, &out, &w, &h, &c, &err, err.count)
+        // The decoded bytes and the planar copy of them both pass the memory gate.
+        let limit = MemoryLimit.largestRequest / 2
+        let status = isPNG ? sskd_png_decode(path, limit, &out, &w, &h, &c, &err, err.count)
+                           : sskd_jpeg_decode(path, limit, &out, &w, &h, &c, &err, err.count)
         guard status == 0, let buf = out else {
             throw DataError(path, "corrupt \(isPNG ? "PNG" : "JPEG"): \(String(cString: err))")
         }

@@ -72,7 +72,8 @@ public final class DataLoader {
 
     /// Batches per epoch.
     public var batchCount: Int {
-        dropLast ? dataset.count / batchSize : (dataset.count + batchSize - 1) / batchSize
+        // (count - 1) / batch + 1, not (count + batch - 1) / batch: a batch near Int.max must not overflow.
+        dropLast ? dataset.count / batchSize : (dataset.count - 1) / batchSize + 1
     }
 
     /// The order of dataset indices in `epoch` (a seeded permutation, or 0..<n without shuffle).
@@ -95,7 +96,7 @@ public final class DataLoader {
         guard number >= 0 && number < batchCount else {
             throw DataError("DataLoader", "batch \(number) out of range for \(batchCount) batches")
         }
-        let lo = number * batchSize, hi = min(order.count, lo + batchSize)
+        let lo = number * batchSize, hi = lo + min(order.count - lo, batchSize)
         let idx = Array(order[lo..<hi])
         let n = idx.count
         let nviews = multiView?.views.count ?? 1

@@ -19,6 +19,13 @@ extension Generator {
     @inline(__always) func uniform(_ low: Double, _ high: Double) -> Double { low + (high - low) * nextDouble() }
 }
 
+/// Checks a size given to a transform (a crop or resize target, a padding): `minimum ...
+/// TF.maxImageSize`, named in the error.
+func checkedTransformSize(_ v: Int, _ what: String, _ op: String, minimum: Int = 1) throws -> Int {
+    guard v >= minimum, v <= TF.maxImageSize else { throw DataError(op, "\(what) must be in \(minimum)...\(TF.maxImageSize), got \(v)") }
+    return v
+}
+
 /// Applies transforms in order (`transforms.Compose`).
 public struct Compose: Transform {
     public var transforms: [Transform]
@@ -37,13 +44,18 @@ public struct Resize: Transform {
     public enum Size: Sendable { case smallerEdge(Int), exact(height: Int, width: Int) }
     public var size: Size
     public var antialias: Bool
-    public init(_ size: Int, antialias: Bool = true) { self.size = .smallerEdge(size); self.antialias = antialias }
-    public init(height: Int, width: Int, antialias: Bool = true) { self.size = .exact(height: height, width: width); self.antialias = antialias }
+    public init(_ size: Int, antialias: Bool = true) throws {
+        self.size = .smallerEdge(try checkedTransformSize(size, "size", "Resize")); self.antialias = antialias
+    }
+    public init(height: Int, width: Int, antialias: Bool = true) throws {
+        self.size = .exact(height: try checkedTransformSize(height, "height", "Resize"), width: try checkedTransformSize(width, "width", "Resize"))
+        self.antialias = antialias
+    }
     public func apply(_ image: Image, generator: Generator) throws -> Image {
         switch size {
         case .smallerEdge(let s):
             guard s > 0 else { throw DataError("Resize", "size must be positive, got \(s)") }
-            let (h, w) = TF.resizedSize(height: image.height, width: image.width, smallerEdge: s)
+            let (h, w) = try TF.resizedSize(height: image.height, width: image.width, smallerEdge: s)
             return try TF.resize(image, height: h, width: w, antialias: antialias)
         case .exact(let h, let w):
             return try TF.resize(image, height: h, width: w, antialias: antialias)
@@ -60,8 +72,11 @@ public struct Resize: Transform {
 /// Crops the centre (`transforms.CenterCrop`).
 public struct CenterCrop: Transform {
     public var height: Int, width: Int
-    public init(_ size: Int) { height = size; width = size }
-    public init(height: Int, width: Int) { self.height = height; self.width = width }
+    public init(_ size: Int) throws { try self.init(height: size, width: size) }
+    public init(height: Int, width: Int) throws {
+        self.height = try checkedTransformSize(height, "height", "CenterCrop")
+        self.width = try checkedTransformSize(width, "width", "CenterCrop")
+    }
     public func apply(_ image: Image, generator: Generator) throws -> Image {
         try TF.centerCrop(image, height: height, width: width)
     }
@@ -82,13 +97,14 @@ public struct RandomHorizontalFlip: Transform {
 /// neighbour, about the centre, `fill` outside (`transforms.RandomRotation` defaults).
 public struct RandomRotation: Transform {
     public var minDegrees: Double, maxDegrees: Double, fill: Float
-    public init(_ degrees: Double, fill: Float = 0) { minDegrees = -abs(degrees); maxDegrees = abs(degrees); self.fill = fill }
+    public init(_ degrees: Double, fill: Float = 0) throws { try self.init(min: -abs(degrees), max: abs(degrees), fill: fill) }
     public init(min: Double, max: Double, fill: Float = 0) throws {
+        guard min.isFinite, max.isFinite else { throw DataError("RandomRotation", "degrees must be finite, got [\(min), \(max)]") }
         guard min <= max else { throw DataError("RandomRotation", "min \(min) > max \(max)") }
         minDegrees = min; maxDegrees = max; self.fill = fill
     }
     public func apply(_ image: Image, generator: Generator) throws -> Image {
-        TF.rotate(image, angle: generator.uniform(minDegrees, maxDegrees), fill: fill)
+        try TF.rotate(image, angle: generator.uniform(minDegrees, maxDegrees), fill: fill)
     }
     public var description: String { "RandomRotation([\(minDegrees), \(maxDegrees)])" }
 }
@@ -101,11 +117,15 @@ public struct RandomCrop: Transform {
     public var padding: (Int, Int, Int, Int)
     public var padIfNeeded: Bool
     public var fill: Float
-    public init(_ size: Int, padding: Int = 0, padIfNeeded: Bool = false, fill: Float = 0) {
-        self.init(height: size, width: size, padding: (padding, padding, padding, padding), padIfNeeded: padIfNeeded, fill: fill)
+    public init(_ size: Int, padding: Int = 0, padIfNeeded: Bool = false, fill: Float = 0) throws {
+        try self.init(height: size, width: size, padding: (padding, padding, padding, padding), padIfNeeded: padIfNeeded, fill: fill)
     }
-    public init(height: Int, width: Int, padding: (Int, Int, Int, Int) = (0, 0, 0, 0), padIfNeeded: Bool = false, fill: Float = 0) {
-        self.height = height; self.width = width; self.padding = padding; self.padIfNeeded = padIfNeeded; self.fill = fill
+    public init(height: Int, width: Int, padding: (Int, Int, Int, Int) = (0, 0, 0, 0), padIfNeeded: Bool = false, fill: Float = 0) throws {
+        self.height = try checkedTransformSize(height, "height", "RandomCrop")
+        self.width = try checkedTransformSize(width, "width", "RandomCrop")
+        for p in [padding.0, padding.1, padding.2, padding.3] { _ = try checkedTransformSize(p, "padding", "RandomCrop", minimum: 0) }
+        guard fill.isFinite else { throw DataError("RandomCrop", "fill must be finite, got \(fill)") }
+        self.padding = padding; self.padIfNeeded = padIfNeeded; self.fill = fill
     }
     /// Draws (top, left) in the padded image as torchvision does, then cuts the window straight
     /// from the unpadded image (constant padding is the fill outside it): one copy, not two.
@@ -192,11 +212,16 @@ public struct ColorJitter: Transform {
 public struct RandomResizedCrop: Transform {
     public var height: Int, width: Int
     public var scale: ClosedRange<Double>, ratio: ClosedRange<Double>
-    public init(_ size: Int, scale: ClosedRange<Double> = 0.08...1, ratio: ClosedRange<Double> = (3.0 / 4)...(4.0 / 3)) {
-        self.init(height: size, width: size, scale: scale, ratio: ratio)
+    public init(_ size: Int, scale: ClosedRange<Double> = 0.08...1, ratio: ClosedRange<Double> = (3.0 / 4)...(4.0 / 3)) throws {
+        try self.init(height: size, width: size, scale: scale, ratio: ratio)
     }
-    public init(height: Int, width: Int, scale: ClosedRange<Double> = 0.08...1, ratio: ClosedRange<Double> = (3.0 / 4)...(4.0 / 3)) {
-        self.height = height; self.width = width; self.scale = scale; self.ratio = ratio
+    public init(height: Int, width: Int, scale: ClosedRange<Double> = 0.08...1, ratio: ClosedRange<Double> = (3.0 / 4)...(4.0 / 3)) throws {
+        self.height = try checkedTransformSize(height, "height", "RandomResizedCrop")
+        self.width = try checkedTransformSize(width, "width", "RandomResizedCrop")
+        guard scale.lowerBound > 0, scale.upperBound.isFinite, ratio.lowerBound > 0, ratio.upperBound.isFinite else {
+            throw DataError("RandomResizedCrop", "scale and ratio must be positive and finite, got scale \(scale), ratio \(ratio)")
+        }
+        self.scale = scale; self.ratio = ratio
     }
 
     /// The crop window (top, left, height, width) torchvision's `get_params` would pick.
@@ -206,9 +231,11 @@ public struct RandomResizedCrop: Transform {
         for _ in 0..<10 {
             let target = area * g.uniform(scale.lowerBound, scale.upperBound)
             let aspect = Foundation.exp(g.uniform(logLo, logHi))
-            let w = Int((target * aspect).squareRoot().rounded(.toNearestOrEven))
-            let h = Int((target / aspect).squareRoot().rounded(.toNearestOrEven))
-            if w > 0 && w <= iw && h > 0 && h <= ih {
+            // Compared as doubles first: a huge scale must not reach Int()'s range trap.
+            let wd = (target * aspect).squareRoot().rounded(.toNearestOrEven)
+            let hd = (target / aspect).squareRoot().rounded(.toNearestOrEven)
+            if wd > 0 && wd <= Double(iw) && hd > 0 && hd <= Double(ih) {
+                let w = Int(wd), h = Int(hd)
                 let top = g.nextInt(ih - h + 1), left = g.nextInt(iw - w + 1)
                 return (top, left, h, w)
             }
@@ -299,18 +326,18 @@ public struct MultiView: CustomStringConvertible {
 extension Compose {
     /// The paper's train transform at `size` (PAPER.md): Resize(size), RandomHorizontalFlip,
     /// RandomRotation(10), RandomCrop(size, padding 4), ColorJitter(0.2, 0.2, 0.2), ToFloat.
-    public static func paperTrain(size: Int = 96) -> Compose {
-        Compose([Resize(size), RandomHorizontalFlip(), RandomRotation(10), RandomCrop(size, padding: 4),
-                 try! ColorJitter(brightness: 0.2, contrast: 0.2, saturation: 0.2), ToFloat()])
+    public static func paperTrain(size: Int = 96) throws -> Compose {
+        Compose([try Resize(size), RandomHorizontalFlip(), try RandomRotation(10), try RandomCrop(size, padding: 4),
+                 try ColorJitter(brightness: 0.2, contrast: 0.2, saturation: 0.2), ToFloat()])
     }
     /// SimCLR-style augmentation for two-view pretext training: RandomResizedCrop(size, 0.2...1),
     /// RandomHorizontalFlip, RandomApply(ColorJitter(0.4, 0.4, 0.4, 0.1), p 0.8),
     /// RandomGrayscale(0.2), ToFloat. Use with `MultiView(twice:)`.
-    public static func contrastive(size: Int = 96) -> Compose {
-        Compose([RandomResizedCrop(size, scale: 0.2...1), RandomHorizontalFlip(),
-                 RandomApply(try! ColorJitter(brightness: 0.4, contrast: 0.4, saturation: 0.4, hue: 0.1), p: 0.8),
+    public static func contrastive(size: Int = 96) throws -> Compose {
+        Compose([try RandomResizedCrop(size, scale: 0.2...1), RandomHorizontalFlip(),
+                 RandomApply(try ColorJitter(brightness: 0.4, contrast: 0.4, saturation: 0.4, hue: 0.1), p: 0.8),
                  RandomGrayscale(p: 0.2), ToFloat()])
     }
     /// The paper's test transform: Resize(size), ToFloat.
-    public static func paperTest(size: Int = 96) -> Compose { Compose([Resize(size), ToFloat()]) }
+    public static func paperTest(size: Int = 96) throws -> Compose { try Compose([Resize(size), ToFloat()]) }
 }

@@ -235,11 +235,11 @@ enum DataBindings {
             if c.type(1) == LUA_TTABLE {
                 let hw = try c.intArray(1, what: "size")
                 guard hw.count == 2 else { throw c.argError(1, message: "size must be {height, width}") }
-                return Resize(height: hw[0], width: hw[1], antialias: aa)
+                return try Resize(height: hw[0], width: hw[1], antialias: aa)
             }
-            return Resize(try c.int(1), antialias: aa)
+            return try Resize(try c.int(1), antialias: aa)
         }
-        make("center_crop", "transforms.center_crop(size) -> Transform", "central size x size crop") { c in CenterCrop(try c.int(1)) }
+        make("center_crop", "transforms.center_crop(size) -> Transform", "central size x size crop") { c in try CenterCrop(try c.int(1)) }
         make("hflip", "transforms.hflip([p=0.5]) -> Transform", "random horizontal flip with probability p") { c in
             let p = try c.optNumber(1) ?? 0.5
             guard p >= 0 && p <= 1 else { throw c.argError(1, message: "p must be in [0, 1]") }
@@ -249,7 +249,7 @@ enum DataBindings {
             let o = try c.options(2)
             let fill = try o.float("fill", default: 0)
             try o.finish()
-            return RandomRotation(try c.number(1), fill: fill)
+            return try RandomRotation(try c.number(1), fill: fill)
         }
         make("random_crop", "transforms.random_crop(size [, {padding=0, pad_if_needed=false, fill=0}]) -> Transform", "random size x size crop after zero padding") { c in
             let size = try c.int(1)
@@ -258,7 +258,7 @@ enum DataBindings {
             let pin = try o.bool("pad_if_needed", default: false)
             let fill = try o.float("fill", default: 0)
             try o.finish()
-            return RandomCrop(size, padding: pad, padIfNeeded: pin, fill: fill)
+            return try RandomCrop(size, padding: pad, padIfNeeded: pin, fill: fill)
         }
         make("color_jitter", "transforms.color_jitter{brightness=0, contrast=0, saturation=0, hue=0} -> Transform", "torchvision's ColorJitter") { c in
             let o = try c.options(1)

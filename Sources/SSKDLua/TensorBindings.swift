@@ -35,7 +35,7 @@ extension LuaCall {
 
     /// A tensor, or a number turned into a 0-d tensor.
     func tensorOrNumber(_ i: Int32) throws -> Tensor {
-        if lua_type(L, i) == LUA_TNUMBER { return Tensor.scalar(Float(lua_tonumberx(L, i, nil))) }
+        if lua_type(L, i) == LUA_TNUMBER { return try Tensor.scalar(Float(lua_tonumberx(L, i, nil))) }
         if let t = toObject(i, Tensor.self) { return t }
         throw argError(i, "Tensor or number")
     }
@@ -50,9 +50,9 @@ extension LuaCall {
 
 /// Builds a tensor from a number or nested Lua arrays (`torch.tensor{{1, 2}, {3, 4}}`).
 func tensorFromLua(_ c: LuaCall, _ i: Int32) throws -> Tensor {
-    if lua_type(c.L, i) == LUA_TNUMBER { return Tensor.scalar(Float(lua_tonumberx(c.L, i, nil))) }
-    if lua_type(c.L, i) == LUA_TBOOLEAN { return Tensor.scalar(lua_toboolean(c.L, i) != 0 ? 1 : 0) }
-    if let t = c.toObject(i, Tensor.self) { return withNoGrad { t.clone() }.detach() }
+    if lua_type(c.L, i) == LUA_TNUMBER { return try Tensor.scalar(Float(lua_tonumberx(c.L, i, nil))) }
+    if lua_type(c.L, i) == LUA_TBOOLEAN { return try Tensor.scalar(lua_toboolean(c.L, i) != 0 ? 1 : 0) }
+    if let t = c.toObject(i, Tensor.self) { return try withNoGrad { try t.clone() }.detach() }
     guard lua_type(c.L, i) == LUA_TTABLE else { throw c.argError(i, "number, Tensor or nested table of numbers") }
     let L = c.L
     let root = lua_absindex(L, i)
@@ -326,10 +326,10 @@ enum TensorBindings {
                 return c.push(try st(Float(lua_tonumberx(c.L, 1, nil)), b))
             }
         }
-        binary("__add", { try $0.add($1) }, { $0.add($1) }, { $1.add($0) })
-        binary("__sub", { try $0.sub($1) }, { $0.sub($1) }, { $1.rsub($0) })
-        binary("__mul", { try $0.mul($1) }, { $0.mul($1) }, { $1.mul($0) })
-        binary("__div", { try $0.div($1) }, { $0.div($1) }, { $1.rdiv($0) })
+        binary("__add", { try $0.add($1) }, { try $0.add($1) }, { try $1.add($0) })
+        binary("__sub", { try $0.sub($1) }, { try $0.sub($1) }, { try $1.rsub($0) })
+        binary("__mul", { try $0.mul($1) }, { try $0.mul($1) }, { try $1.mul($0) })
+        binary("__div", { try $0.div($1) }, { try $0.div($1) }, { try $1.rdiv($0) })
         binary("__pow", { try $0.pow($1) }, { try $0.pow($1) }, { try Tensor.scalar($0).pow($1) })
         T.meta("__unm") { c in c.push(try c.tensor(1).neg()) }
         T.meta("__len") { c in
@@ -352,19 +352,19 @@ enum TensorBindings {
                 return c.push(try tt(x, o))
             }
         }
-        withOther("add", "x + other (broadcasting)", { try $0.add($1) }, { $0.add($1) })
-        withOther("sub", "x - other (broadcasting)", { try $0.sub($1) }, { $0.sub($1) })
-        withOther("mul", "x * other (broadcasting)", { try $0.mul($1) }, { $0.mul($1) })
-        withOther("div", "x / other (broadcasting)", { try $0.div($1) }, { $0.div($1) })
+        withOther("add", "x + other (broadcasting)", { try $0.add($1) }, { try $0.add($1) })
+        withOther("sub", "x - other (broadcasting)", { try $0.sub($1) }, { try $0.sub($1) })
+        withOther("mul", "x * other (broadcasting)", { try $0.mul($1) }, { try $0.mul($1) })
+        withOther("div", "x / other (broadcasting)", { try $0.div($1) }, { try $0.div($1) })
         withOther("pow", "x ^ exponent (tensor or number)", { try $0.pow($1) }, { try $0.pow($1) })
-        elementwise("neg", "-x") { $0.neg() }
-        elementwise("exp", "e^x") { $0.exp() }
-        elementwise("log", "natural logarithm") { $0.log() }
-        elementwise("sqrt", "square root") { $0.sqrt() }
-        elementwise("abs", "absolute value") { $0.abs() }
-        elementwise("sigmoid", "1 / (1 + e^-x)") { $0.sigmoid() }
-        elementwise("tanh", "hyperbolic tangent") { $0.tanh() }
-        elementwise("relu", "max(x, 0)") { $0.relu() }
+        elementwise("neg", "-x") { try $0.neg() }
+        elementwise("exp", "e^x") { try $0.exp() }
+        elementwise("log", "natural logarithm") { try $0.log() }
+        elementwise("sqrt", "square root") { try $0.sqrt() }
+        elementwise("abs", "absolute value") { try $0.abs() }
+        elementwise("sigmoid", "1 / (1 + e^-x)") { try $0.sigmoid() }
+        elementwise("tanh", "hyperbolic tangent") { try $0.tanh() }
+        elementwise("relu", "max(x, 0)") { try $0.relu() }
         elementwise("relu6", "min(max(x, 0), 6)") { try $0.relu6() }
         elementwise("silu", "x * sigmoid(x)") { try $0.silu() }
         elementwise("hardswish", "x * relu6(x + 3) / 6") { try $0.hardswish() }
@@ -520,7 +520,7 @@ enum TensorBindings {
             c.pushValue(1); return 1
         }
         T.method("zero_grad", "x:zero_grad()", "clears .grad") { _, x in x.zeroGrad(); return 0 }
-        T.method("clone", "x:clone() -> Tensor", "a copy with its own storage (recorded for autograd)") { c, x in c.push(x.clone()) }
+        T.method("clone", "x:clone() -> Tensor", "a copy with its own storage (recorded for autograd)") { c, x in c.push(try x.clone()) }
 
         // MARK: values
         T.method("item", "x:item() -> number", "the value of a one-element tensor") { c, x in c.push(try x.item()); return 1 }

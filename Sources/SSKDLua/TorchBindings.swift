@@ -60,21 +60,27 @@ enum TorchBindings {
         func like(_ name: String, _ summary: String, _ make: @escaping (Tensor) throws -> Tensor) {
             torch.function(name, "torch.\(name)(x) -> Tensor", summary) { c in c.push(try make(try c.tensor(1))) }
         }
-        like("zeros_like", "zeros shaped like x") { Tensor.zeros(like: $0) }
-        like("ones_like", "ones shaped like x") { Tensor.ones(like: $0) }
+        like("zeros_like", "zeros shaped like x") { try Tensor.zeros(like: $0) }
+        like("ones_like", "ones shaped like x") { try Tensor.ones(like: $0) }
         like("rand_like", "uniform [0, 1) values shaped like x") { try Tensor.rand($0.shape) }
         like("randn_like", "standard normal values shaped like x") { try Tensor.randn($0.shape) }
         torch.function("randint", "torch.randint(low, high, size) -> Tensor", "random integers in [low, high) (as floats), size as a table") { c in
             let lo = try c.int(1), hi = try c.int(2), size = try c.intArray(3, what: "size")
             guard hi > lo else { throw c.argError(2, message: "high must be greater than low") }
+            let (span, overflow) = hi.subtractingReportingOverflow(lo)
+            guard !overflow else { throw c.argError(2, message: "high - low (\(hi) - \(lo)) is too large") }
             let t = try Tensor.zeros(size)
-            for i in 0..<t.count { t.data[i] = Float(lo + Generator.default.nextInt(hi - lo)) }
+            for i in 0..<t.count { t.data[i] = Float(Double(lo) + Double(Generator.default.nextInt(span))) }
             return c.push(t)
         }
         torch.function("randperm", "torch.randperm(n) -> Tensor", "a random permutation of 0..n-1") { c in
             let n = try c.int(1)
             guard n >= 0 else { throw c.argError(1, message: "n must be non-negative") }
-            return c.push(try Tensor(Generator.default.permutation(n).map(Float.init), shape: [n]))
+            // The output and the Int permutation it is built from both pass the memory gate.
+            let t = try Tensor.empty([n])
+            try MemoryLimit.check(count: n, elementSize: MemoryLayout<Int>.stride, op: "randperm")
+            for (i, v) in Generator.default.permutation(n).enumerated() { t.data[i] = Float(v) }
+            return c.push(t)
         }
         torch.function("manual_seed", "torch.manual_seed(seed)", "reseeds the default generator") { c in
             let s = try c.int(1)
@@ -163,13 +169,13 @@ enum FunctionalBindings {
         func activation(_ name: String, _ summary: String, _ f: @escaping (Tensor) throws -> Tensor) {
             F.function(name, "F.\(name)(x) -> Tensor", summary) { c in c.push(try f(try c.tensor(1))) }
         }
-        activation("relu", "max(x, 0)") { $0.relu() }
+        activation("relu", "max(x, 0)") { try $0.relu() }
         activation("relu6", "min(max(x, 0), 6)") { try $0.relu6() }
         activation("silu", "x * sigmoid(x)") { try $0.silu() }
         activation("hardswish", "x * relu6(x + 3) / 6") { try $0.hardswish() }
         activation("hardsigmoid", "relu6(x + 3) / 6") { try $0.hardsigmoid() }
-        activation("sigmoid", "1 / (1 + e^-x)") { $0.sigmoid() }
-        activation("tanh", "hyperbolic tangent") { $0.tanh() }
+        activation("sigmoid", "1 / (1 + e^-x)") { try $0.sigmoid() }
+        activation("tanh", "hyperbolic tangent") { try $0.tanh() }
         F.function("softmax", "F.softmax(x, dim) -> Tensor", "softmax along dim") { c in c.push(try c.tensor(1).softmax(try c.int(2))) }
         F.function("log_softmax", "F.log_softmax(x, dim) -> Tensor", "log-softmax along dim") { c in c.push(try c.tensor(1).logSoftmax(try c.int(2))) }
 

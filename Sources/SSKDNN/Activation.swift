@@ -12,7 +12,7 @@ public final class ReLU: Module, FusableActivation {
     public override var isPerSampleInEval: Bool { true }
     public let inplace: Bool
     public init(inplace: Bool = false) { self.inplace = inplace }
-    public override func forward(_ x: Tensor) throws -> Tensor { x.relu() }
+    public override func forward(_ x: Tensor) throws -> Tensor { try x.relu() }
     public override var extraRepr: String { inplace ? "inplace=True" : "" }
 }
 
@@ -39,7 +39,7 @@ public final class SiLU: Module, FusableActivation {
 public final class Sigmoid: Module {
     public override var isPerSampleInEval: Bool { true }
     public override init() {}
-    public override func forward(_ x: Tensor) throws -> Tensor { x.sigmoid() }
+    public override func forward(_ x: Tensor) throws -> Tensor { try x.sigmoid() }
 }
 
 /// x * relu6(x + 3) / 6.

@@ -19,8 +19,8 @@ public final class Conv2d: Module {
                 dilation: [Int] = [1], groups: Int = 1, bias: Bool = true, initialize: Bool = true,
                 generator: Generator = .default) throws {
         func pair(_ v: [Int], _ what: String, min: Int) throws -> [Int] {
-            guard v.count == 1 || v.count == 2, v.allSatisfy({ $0 >= min }) else {
-                throw TensorError("Conv2d", "\(what) must be one or two integers >= \(min), got \(v)")
+            guard v.count == 1 || v.count == 2, v.allSatisfy({ $0 >= min && $0 <= Int(Int32.max) }) else {
+                throw TensorError("Conv2d", "\(what) must be one or two integers in \(min)...\(Int32.max), got \(v)")
             }
             return v.count == 1 ? [v[0], v[0]] : v
         }
@@ -35,8 +35,12 @@ public final class Conv2d: Module {
         self.stride = try pair(stride, "stride", min: 1)
         self.padding = try pair(padding, "padding", min: 0)
         self.dilation = try pair(dilation, "dilation", min: 1)
-        self.weight = try Tensor.zeros([outChannels, inChannels / groups] + self.kernelSize)
-        self.bias = bias ? try Tensor.zeros([outChannels]) : nil
+        do {
+            self.weight = try Tensor.zeros([outChannels, inChannels / groups] + self.kernelSize)
+            self.bias = bias ? try Tensor.zeros([outChannels]) : nil
+        } catch {
+            throw TensorError("Conv2d", "in_channels \(inChannels), out_channels \(outChannels), kernel_size \(self.kernelSize): \(error)")
+        }
         super.init()
         registerParameter("weight", weight)
         if let b = self.bias { registerParameter("bias", b) }

@@ -137,8 +137,9 @@ public final class EfficientNet: Module {
     ///   - generator: source of the initial weights.
     public init(_ config: Config = .init(), initialize: Bool = true, generator: Generator = .default) throws {
         guard config.classes > 0 else { throw TensorError("EfficientNet", "classes must be positive, got \(config.classes)") }
-        guard config.widthMult > 0, config.depthMult > 0 else {
-            throw TensorError("EfficientNet", "width and depth multipliers must be positive, got \(config.widthMult), \(config.depthMult)")
+        // Bounded (B7 has 2.0 and 3.1) so channel and layer counts stay Ints.
+        guard config.widthMult > 0, config.depthMult > 0, config.widthMult <= 100, config.depthMult <= 100 else {
+            throw TensorError("EfficientNet", "width and depth multipliers must be in (0, 100], got \(config.widthMult), \(config.depthMult)")
         }
         guard config.inputChannels > 0 else { throw TensorError("EfficientNet", "input channels must be positive, got \(config.inputChannels)") }
         guard config.stochasticDepthProb >= 0, config.stochasticDepthProb <= 1 else {
@@ -167,7 +168,7 @@ public final class EfficientNet: Module {
         super.init()
         registerModule("features", Sequential(layers))
         registerModule("avgpool", AdaptiveAvgPool2d(1))
-        registerModule("classifier", Sequential(try Dropout(p: config.dropout, inplace: true), try Linear(lastChannel, config.classes, initialize: false, generator: generator)))
+        registerModule("classifier", Sequential(try Dropout(p: config.dropout, inplace: true), try classifierLinear(lastChannel, config.classes, generator: generator, model: "EfficientNet")))
         if initialize { resetParameters(generator: generator) }
     }
 

@@ -15,8 +15,12 @@ public final class Linear: Module {
             throw TensorError("Linear", "in_features and out_features must be positive, got \(inFeatures), \(outFeatures)")
         }
         self.inFeatures = inFeatures; self.outFeatures = outFeatures
-        weight = try Tensor.zeros([outFeatures, inFeatures])
-        self.bias = bias ? try Tensor.zeros([outFeatures]) : nil
+        do {
+            weight = try Tensor.zeros([outFeatures, inFeatures])
+            self.bias = bias ? try Tensor.zeros([outFeatures]) : nil
+        } catch {
+            throw TensorError("Linear", "in_features \(inFeatures), out_features \(outFeatures): \(error)")
+        }
         super.init()
         registerParameter("weight", weight)
         if let b = self.bias { registerParameter("bias", b) }
@@ -26,4 +30,12 @@ public final class Linear: Module {
     public override func forward(_ x: Tensor) throws -> Tensor { try linear(x, weight, bias: bias) }
 
     public override var extraRepr: String { "in_features=\(inFeatures), out_features=\(outFeatures), bias=\(pyBool(bias != nil))" }
+}
+
+/// The `Linear(lastChannel, classes)` head of the classification models, with an error that names
+/// the `classes` argument when its weight cannot be allocated.
+func classifierLinear(_ lastChannel: Int, _ classes: Int, generator: Generator, model: String) throws -> Linear {
+    do { return try Linear(lastChannel, classes, initialize: false, generator: generator) } catch {
+        throw TensorError(model, "classes \(classes): \(error)")
+    }
 }

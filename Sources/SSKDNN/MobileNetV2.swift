@@ -92,7 +92,8 @@ public final class MobileNetV2: Module {
     ///   - generator: source of the initial weights.
     public init(_ config: Config = .init(), initialize: Bool = true, generator: Generator = .default) throws {
         guard config.classes > 0 else { throw TensorError("MobileNetV2", "classes must be positive, got \(config.classes)") }
-        guard config.widthMult > 0 else { throw TensorError("MobileNetV2", "width multiplier must be positive, got \(config.widthMult)") }
+        // Bounded (far above any published variant) so channel counts stay Ints.
+        guard config.widthMult > 0, config.widthMult <= 100 else { throw TensorError("MobileNetV2", "width multiplier must be in (0, 100], got \(config.widthMult)") }
         guard config.inputChannels > 0 else { throw TensorError("MobileNetV2", "input channels must be positive, got \(config.inputChannels)") }
         guard config.roundNearest > 0 else { throw TensorError("MobileNetV2", "round_nearest must be positive, got \(config.roundNearest)") }
         guard !config.setting.isEmpty, config.setting.allSatisfy({ $0.count == 4 && $0.allSatisfy { $0 > 0 } }) else {
@@ -115,7 +116,7 @@ public final class MobileNetV2: Module {
                                                  activation: { ReLU6(inplace: true) }, initialize: false, generator: generator))
         super.init()
         registerModule("features", Sequential(features))
-        registerModule("classifier", Sequential(try Dropout(p: config.dropout), try Linear(lastChannel, config.classes, initialize: false, generator: generator)))
+        registerModule("classifier", Sequential(try Dropout(p: config.dropout), try classifierLinear(lastChannel, config.classes, generator: generator, model: "MobileNetV2")))
         if initialize { resetParameters(generator: generator) }
     }
 

@@ -36,7 +36,7 @@ public final class BatchNorm2d: Module {
         bias = try Tensor.zeros([numFeatures])
         runningMean = try Tensor.zeros([numFeatures])
         runningVar = try Tensor.ones([numFeatures])
-        numBatchesTracked = Tensor.scalar(0)
+        numBatchesTracked = try Tensor.scalar(0)
         super.init()
         registerParameter("weight", weight)
         registerParameter("bias", bias)

@@ -50,10 +50,10 @@ public struct StateDict: Sequence {
 
     /// A deep copy (own storage for every tensor), e.g. to keep the best weights of a run
     /// while training continues.
-    public func copy() -> StateDict {
+    public func copy() throws -> StateDict {
         var out = StateDict()
         out.metadata = metadata
-        for k in keys { if let t = tensors[k] { out.set(k, withNoGrad { t.detach().clone() }, dtype: dtype(k)) } }
+        for k in keys { if let t = tensors[k] { out.set(k, try withNoGrad { try t.detach().clone() }, dtype: dtype(k)) } }
         return out
     }
 

@@ -39,10 +39,10 @@ public class Adam: Optimizer {
     public override func update(_ p: Tensor, grad: Tensor, state: ParamState, group: ParamGroup) throws {
         let n = p.count
         let w = p.data, gr = grad.data
-        let m = (state.buffers["exp_avg"] ?? zerosLike(p)), v = (state.buffers["exp_avg_sq"] ?? zerosLike(p))
+        let m = try (state.buffers["exp_avg"] ?? zerosLike(p)), v = try (state.buffers["exp_avg_sq"] ?? zerosLike(p))
         state.buffers["exp_avg"] = m; state.buffers["exp_avg_sq"] = v
         var vmaxT: Tensor? = nil
-        if group.amsgrad { let t = state.buffers["max_exp_avg_sq"] ?? zerosLike(p); state.buffers["max_exp_avg_sq"] = t; vmaxT = t }
+        if group.amsgrad { let t = try state.buffers["max_exp_avg_sq"] ?? zerosLike(p); state.buffers["max_exp_avg_sq"] = t; vmaxT = t }
         state.step += 1
         let t = state.step
         let bc1 = 1 - Foundation.pow(group.beta1, t), bc2 = 1 - Foundation.pow(group.beta2, t)

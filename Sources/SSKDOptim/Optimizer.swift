@@ -122,7 +122,7 @@ open class Optimizer {
 
     // MARK: State
 
-    public func stateDict() -> OptimizerState {
+    public func stateDict() throws -> OptimizerState {
         var s = OptimizerState()
         var flat = 0
         for (gi, g) in paramGroups.enumerated() {
@@ -140,7 +140,7 @@ open class Optimizer {
             for pi in g.params.indices {
                 let st = state[gi][pi]
                 if st.step > 0 || !st.buffers.isEmpty { s.scalars["state.\(flat).step"] = st.step }
-                for k in st.buffers.keys.sorted() { s.tensors.append(("state.\(flat).\(k)", st.buffers[k]!.clone())) }
+                for k in st.buffers.keys.sorted() { s.tensors.append(("state.\(flat).\(k)", try st.buffers[k]!.clone())) }
                 flat += 1
             }
         }
@@ -177,7 +177,7 @@ open class Optimizer {
                 for b in bufferNames {
                     guard let t = tensors["state.\(flat).\(b)"] else { continue }
                     guard t.shape == p.shape else { throw TensorError(op, "state.\(flat).\(b) has shape \(t.shape) but the parameter has \(p.shape)") }
-                    st.buffers[b] = t.detach().clone()
+                    st.buffers[b] = try t.detach().clone()
                 }
                 row.append(st)
                 flat += 1
@@ -192,4 +192,4 @@ open class Optimizer {
 }
 
 /// A zeroed buffer shaped like `p`.
-@inline(__always) func zerosLike(_ p: Tensor) -> Tensor { Tensor.zeros(like: p) }
+@inline(__always) func zerosLike(_ p: Tensor) throws -> Tensor { try Tensor.zeros(like: p) }

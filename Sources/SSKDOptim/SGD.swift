@@ -39,7 +39,7 @@ public final class SGD: Optimizer {
             return
         }
         let first = state.buffers["momentum_buffer"] == nil
-        let buf = state.buffers["momentum_buffer"] ?? zerosLike(p)
+        let buf = try state.buffers["momentum_buffer"] ?? zerosLike(p)
         state.buffers["momentum_buffer"] = buf
         let b = buf.data
         let nesterov = group.nesterov

@@ -104,14 +104,14 @@ extension Tensor {
             seed = g.detach()
         } else {
             guard count == 1 else { throw TensorError("backward", "grad can be implicitly created only for one-element outputs, got shape \(fmt(shape)); pass a gradient") }
-            seed = Tensor.ones(like: self)
+            seed = try Tensor.ones(like: self)
         }
         let profiling = Profiler.enabled
         if profiling { Profiler.beginBackward() }
         defer { if profiling { Profiler.endBackward() } }
         try withNoGrad {
             guard let root = gradFn else {
-                accumulateLeafGrad(self, seed)
+                try accumulateLeafGrad(self, seed)
                 return
             }
             // Topological order of nodes (post-order DFS, iterative to survive deep graphs).
@@ -148,7 +148,7 @@ extension Tensor {
                         let key = ObjectIdentifier(child)
                         if let acc = pending[key] { pending[key] = try acc + gi } else { pending[key] = gi }
                     } else {
-                        accumulateLeafGrad(input, gi)
+                        try accumulateLeafGrad(input, gi)
                     }
                 }
                 if profiling { Profiler.charge("autograd accumulate", .backward, ms: (Profiler.clock() - t1) * 1000) }
@@ -162,12 +162,12 @@ extension Tensor {
 }
 
 /// Adds `g` into `leaf.grad`, giving the leaf its own gradient buffer the first time.
-@inline(__always) func accumulateLeafGrad(_ leaf: Tensor, _ g: Tensor) {
+@inline(__always) func accumulateLeafGrad(_ leaf: Tensor, _ g: Tensor) throws {
     if let acc = leaf.grad {
         let a = acc.data, b = g.data
         parallelStream(acc.count) { r in for i in r { a[i] += b[i] } }
     } else {
-        let own = Tensor(g.shape, zeroed: false)
+        let own = try Tensor(g.shape, zeroed: false)
         own.data.update(from: g.data, count: g.count)
         leaf.grad = own
     }

@@ -68,13 +68,13 @@ struct LoopPlan {
 @inline(__always)
 func broadcastBinary(_ a: Tensor, _ b: Tensor, op: String, _ f: (Float, Float) -> Float) throws -> Tensor {
     if a.shape == b.shape {
-        let out = Tensor(a.shape, zeroed: false)
+        let out = try Tensor(a.shape, zeroed: false)
         let o = out.data, x = a.data, y = b.data
         parallelStream(out.count) { r in for i in r { o[i] = f(x[i], y[i]) } }
         return out
     }
     let shape = try broadcastShapes(a.shape, b.shape, op: op)
-    let out = Tensor(shape, zeroed: false)
+    let out = try Tensor(shape, zeroed: false)
     let o = out.data, x = a.data, y = b.data
     if b.count == 1 {
         let v = y[0]
@@ -104,8 +104,8 @@ func broadcastBinary(_ a: Tensor, _ b: Tensor, op: String, _ f: (Float, Float) -
 
 /// out = f(a) elementwise.
 @inline(__always)
-func unaryMap(_ a: Tensor, _ f: (Float) -> Float) -> Tensor {
-    let out = Tensor(a.shape, zeroed: false)
+func unaryMap(_ a: Tensor, _ f: (Float) -> Float) throws -> Tensor {
+    let out = try Tensor(a.shape, zeroed: false)
     let o = out.data, x = a.data
     parallelStream(out.count) { r in for i in r { o[i] = f(x[i]) } }
     return out
@@ -113,8 +113,8 @@ func unaryMap(_ a: Tensor, _ f: (Float) -> Float) -> Tensor {
 
 /// out = f(a, b) for equal shapes (gradient helpers).
 @inline(__always)
-func zipMap(_ a: Tensor, _ b: Tensor, _ f: (Float, Float) -> Float) -> Tensor {
-    let out = Tensor(a.shape, zeroed: false)
+func zipMap(_ a: Tensor, _ b: Tensor, _ f: (Float, Float) -> Float) throws -> Tensor {
+    let out = try Tensor(a.shape, zeroed: false)
     let o = out.data, x = a.data, y = b.data
     parallelStream(out.count) { r in for i in r { o[i] = f(x[i], y[i]) } }
     return out
@@ -122,8 +122,8 @@ func zipMap(_ a: Tensor, _ b: Tensor, _ f: (Float, Float) -> Float) -> Tensor {
 
 /// out = f(a, b, c) for equal shapes (gradient helpers).
 @inline(__always)
-func zipMap3(_ a: Tensor, _ b: Tensor, _ c: Tensor, _ f: (Float, Float, Float) -> Float) -> Tensor {
-    let out = Tensor(a.shape, zeroed: false)
+func zipMap3(_ a: Tensor, _ b: Tensor, _ c: Tensor, _ f: (Float, Float, Float) -> Float) throws -> Tensor {
+    let out = try Tensor(a.shape, zeroed: false)
     let o = out.data, x = a.data, y = b.data, z = c.data
     parallelStream(out.count) { r in for i in r { o[i] = f(x[i], y[i], z[i]) } }
     return out

@@ -16,7 +16,7 @@ extension Tensor {
     public func sub(_ other: Tensor) throws -> Tensor {
         let out = try broadcastBinary(self, other, op: "sub", -)
         return record(out, "sub", [self, other]) { [a = self, b = other] g in
-            [a.requiresGrad ? try a.reduceGrad(g) : nil, b.requiresGrad ? try b.reduceGrad(unaryMap(g) { -$0 }) : nil]
+            [a.requiresGrad ? try a.reduceGrad(g) : nil, b.requiresGrad ? try b.reduceGrad(try unaryMap(g) { -$0 }) : nil]
         }
     }
 
@@ -51,7 +51,7 @@ extension Tensor {
             }
             if b.requiresGrad {
                 // a^b * log(a), taken as 0 where a == 0 and b >= 0 (PyTorch's convention)
-                let la = unaryMap(a) { $0 == 0 ? 0 : logf($0) }
+                let la = try unaryMap(a) { $0 == 0 ? 0 : logf($0) }
                 let d = try broadcastBinary(out, la, op: "mul", *)
                 gb = try b.reduceGrad(broadcastBinary(g, d, op: "mul", *))
             }
@@ -63,69 +63,69 @@ extension Tensor {
     public func pow(_ exponent: Float) throws -> Tensor {
         let e = exponent
         let out: Tensor
-        if e == 2 { out = unaryMap(self) { $0 * $0 } }
-        else if e == 0.5 { out = unaryMap(self) { $0.squareRoot() } }
-        else { out = unaryMap(self) { scalarPow($0, e) } }
+        if e == 2 { out = try unaryMap(self) { $0 * $0 } }
+        else if e == 0.5 { out = try unaryMap(self) { $0.squareRoot() } }
+        else { out = try unaryMap(self) { scalarPow($0, e) } }
         return record(out, "pow", [self]) { [a = self] g in
-            if e == 0 { return [Tensor.zeros(like: a)] }
-            if e == 2 { return [zipMap(g, a) { $0 * 2 * $1 }] }
-            return [zipMap(g, a) { gg, x in gg * e * scalarPow(x, e - 1) }]
+            if e == 0 { return [try Tensor.zeros(like: a)] }
+            if e == 2 { return [try zipMap(g, a) { $0 * 2 * $1 }] }
+            return [try zipMap(g, a) { gg, x in gg * e * scalarPow(x, e - 1) }]
         }
     }
 
-    public func neg() -> Tensor {
-        let out = unaryMap(self) { -$0 }
-        return record(out, "neg", [self]) { g in [unaryMap(g) { -$0 }] }
+    public func neg() throws -> Tensor {
+        let out = try unaryMap(self) { -$0 }
+        return record(out, "neg", [self]) { g in [try unaryMap(g) { -$0 }] }
     }
 
-    public func exp() -> Tensor {
-        let out = unaryMap(self) { expf($0) }
-        return record(out, "exp", [self]) { [out = out.detach()] g in [zipMap(g, out, *)] }
+    public func exp() throws -> Tensor {
+        let out = try unaryMap(self) { expf($0) }
+        return record(out, "exp", [self]) { [out = out.detach()] g in [try zipMap(g, out, *)] }
     }
 
-    public func log() -> Tensor {
-        let out = unaryMap(self) { logf($0) }
-        return record(out, "log", [self]) { [a = self] g in [zipMap(g, a, /)] }
+    public func log() throws -> Tensor {
+        let out = try unaryMap(self) { logf($0) }
+        return record(out, "log", [self]) { [a = self] g in [try zipMap(g, a, /)] }
     }
 
     /// log(1 + x), accurate for small x.
-    public func log1p() -> Tensor {
-        let out = unaryMap(self) { log1pf($0) }
-        return record(out, "log1p", [self]) { [a = self] g in [zipMap(g, a) { $0 / (1 + $1) }] }
+    public func log1p() throws -> Tensor {
+        let out = try unaryMap(self) { log1pf($0) }
+        return record(out, "log1p", [self]) { [a = self] g in [try zipMap(g, a) { $0 / (1 + $1) }] }
     }
 
     /// x * x.
-    public func square() -> Tensor {
-        let out = unaryMap(self) { $0 * $0 }
-        return record(out, "square", [self]) { [a = self] g in [zipMap(g, a) { $0 * 2 * $1 }] }
+    public func square() throws -> Tensor {
+        let out = try unaryMap(self) { $0 * $0 }
+        return record(out, "square", [self]) { [a = self] g in [try zipMap(g, a) { $0 * 2 * $1 }] }
     }
 
-    public func sqrt() -> Tensor {
-        let out = unaryMap(self) { $0.squareRoot() }
-        return record(out, "sqrt", [self]) { [out = out.detach()] g in [zipMap(g, out) { $0 / (2 * $1) }] }
+    public func sqrt() throws -> Tensor {
+        let out = try unaryMap(self) { $0.squareRoot() }
+        return record(out, "sqrt", [self]) { [out = out.detach()] g in [try zipMap(g, out) { $0 / (2 * $1) }] }
     }
 
-    public func abs() -> Tensor {
-        let out = unaryMap(self) { Swift.abs($0) }
+    public func abs() throws -> Tensor {
+        let out = try unaryMap(self) { Swift.abs($0) }
         // sign(x), 0 at 0 like PyTorch
-        return record(out, "abs", [self]) { [a = self] g in [zipMap(g, a) { gg, x in x > 0 ? gg : (x < 0 ? -gg : 0) }] }
+        return record(out, "abs", [self]) { [a = self] g in [try zipMap(g, a) { gg, x in x > 0 ? gg : (x < 0 ? -gg : 0) }] }
     }
 
-    public func sigmoid() -> Tensor {
+    public func sigmoid() throws -> Tensor {
         // 8 lanes at a time through the vector exp of Kernels/Activations.swift.
-        let out = Tensor(shape, zeroed: false)
+        let out = try Tensor(shape, zeroed: false)
         sigmoidForward(out.data, data, count: count)
-        return record(out, "sigmoid", [self]) { [out = out.detach()] g in [zipMap(g, out) { gg, s in gg * s * (1 - s) }] }
+        return record(out, "sigmoid", [self]) { [out = out.detach()] g in [try zipMap(g, out) { gg, s in gg * s * (1 - s) }] }
     }
 
-    public func tanh() -> Tensor {
-        let out = unaryMap(self) { tanhf($0) }
-        return record(out, "tanh", [self]) { [out = out.detach()] g in [zipMap(g, out) { gg, t in gg * (1 - t * t) }] }
+    public func tanh() throws -> Tensor {
+        let out = try unaryMap(self) { tanhf($0) }
+        return record(out, "tanh", [self]) { [out = out.detach()] g in [try zipMap(g, out) { gg, t in gg * (1 - t * t) }] }
     }
 
-    public func relu() -> Tensor {
-        let out = unaryMap(self) { $0 > 0 ? $0 : 0 }
-        return record(out, "relu", [self]) { [out = out.detach()] g in [zipMap(g, out) { gg, y in y > 0 ? gg : 0 }] }
+    public func relu() throws -> Tensor {
+        let out = try unaryMap(self) { $0 > 0 ? $0 : 0 }
+        return record(out, "relu", [self]) { [out = out.detach()] g in [try zipMap(g, out) { gg, y in y > 0 ? gg : 0 }] }
     }
 
     /// Clamps to [min, max] (either bound may be nil). The gradient passes where min <= x <= max.
@@ -134,34 +134,34 @@ extension Tensor {
         if let lo, lo.isNaN { throw TensorError("clamp", "min is NaN") }
         if let hi, hi.isNaN { throw TensorError("clamp", "max is NaN") }
         let l = lo ?? -.infinity, h = hi ?? .infinity
-        let out = unaryMap(self) { x in Swift.min(Swift.max(x, l), h) }
-        return record(out, "clamp", [self]) { [a = self] g in [zipMap(g, a) { gg, x in (x >= l && x <= h) ? gg : 0 }] }
+        let out = try unaryMap(self) { x in Swift.min(Swift.max(x, l), h) }
+        return record(out, "clamp", [self]) { [a = self] g in [try zipMap(g, a) { gg, x in (x >= l && x <= h) ? gg : 0 }] }
     }
 
     // Scalar conveniences (the scalar is a constant).
-    public func add(_ s: Float) -> Tensor {
-        let out = unaryMap(self) { $0 + s }
+    public func add(_ s: Float) throws -> Tensor {
+        let out = try unaryMap(self) { $0 + s }
         return record(out, "add", [self]) { g in [g] }
     }
-    public func mul(_ s: Float) -> Tensor {
-        let out = unaryMap(self) { $0 * s }
-        return record(out, "mul", [self]) { g in [unaryMap(g) { $0 * s }] }
+    public func mul(_ s: Float) throws -> Tensor {
+        let out = try unaryMap(self) { $0 * s }
+        return record(out, "mul", [self]) { g in [try unaryMap(g) { $0 * s }] }
     }
-    public func sub(_ s: Float) -> Tensor { add(-s) }
+    public func sub(_ s: Float) throws -> Tensor { try add(-s) }
     /// self / s, a true division (so x / 0 is +-inf or nan, as in PyTorch).
-    public func div(_ s: Float) -> Tensor {
-        let out = unaryMap(self) { $0 / s }
-        return record(out, "div", [self]) { g in [unaryMap(g) { $0 / s }] }
+    public func div(_ s: Float) throws -> Tensor {
+        let out = try unaryMap(self) { $0 / s }
+        return record(out, "div", [self]) { g in [try unaryMap(g) { $0 / s }] }
     }
     /// s - self
-    public func rsub(_ s: Float) -> Tensor {
-        let out = unaryMap(self) { s - $0 }
-        return record(out, "rsub", [self]) { g in [unaryMap(g) { -$0 }] }
+    public func rsub(_ s: Float) throws -> Tensor {
+        let out = try unaryMap(self) { s - $0 }
+        return record(out, "rsub", [self]) { g in [try unaryMap(g) { -$0 }] }
     }
     /// s / self
-    public func rdiv(_ s: Float) -> Tensor {
-        let out = unaryMap(self) { s / $0 }
-        return record(out, "rdiv", [self]) { [a = self] g in [zipMap(g, a) { gg, x in -gg * s / (x * x) }] }
+    public func rdiv(_ s: Float) throws -> Tensor {
+        let out = try unaryMap(self) { s / $0 }
+        return record(out, "rdiv", [self]) { [a = self] g in [try zipMap(g, a) { gg, x in -gg * s / (x * x) }] }
     }
 }
 
@@ -202,12 +202,12 @@ extension Tensor {
     /// 1 where `self <= other`, else 0.
     public func le(_ other: Tensor) throws -> Tensor { try broadcastBinary(self, other, op: "le") { $0 <= $1 ? 1 : 0 } }
 
-    public func eq(_ s: Float) -> Tensor { unaryMap(self) { $0 == s ? 1 : 0 } }
-    public func ne(_ s: Float) -> Tensor { unaryMap(self) { $0 != s ? 1 : 0 } }
-    public func gt(_ s: Float) -> Tensor { unaryMap(self) { $0 > s ? 1 : 0 } }
-    public func ge(_ s: Float) -> Tensor { unaryMap(self) { $0 >= s ? 1 : 0 } }
-    public func lt(_ s: Float) -> Tensor { unaryMap(self) { $0 < s ? 1 : 0 } }
-    public func le(_ s: Float) -> Tensor { unaryMap(self) { $0 <= s ? 1 : 0 } }
+    public func eq(_ s: Float) throws -> Tensor { try unaryMap(self) { $0 == s ? 1 : 0 } }
+    public func ne(_ s: Float) throws -> Tensor { try unaryMap(self) { $0 != s ? 1 : 0 } }
+    public func gt(_ s: Float) throws -> Tensor { try unaryMap(self) { $0 > s ? 1 : 0 } }
+    public func ge(_ s: Float) throws -> Tensor { try unaryMap(self) { $0 >= s ? 1 : 0 } }
+    public func lt(_ s: Float) throws -> Tensor { try unaryMap(self) { $0 < s ? 1 : 0 } }
+    public func le(_ s: Float) throws -> Tensor { try unaryMap(self) { $0 <= s ? 1 : 0 } }
 
     /// Whether `|self - other| <= atol + rtol * |other|` everywhere (shapes broadcast), like
     /// `torch.allclose`. NaNs compare equal only with `equalNaN`.
@@ -225,10 +225,10 @@ extension Tensor {
     public static func `where`(_ condition: Tensor, _ a: Tensor, _ b: Tensor) throws -> Tensor {
         let shape = try broadcastShapes(try broadcastShapes(condition.shape, a.shape, op: "where"), b.shape, op: "where")
         let c = try broadcastTo(condition, shape), x = try broadcastTo(a, shape), y = try broadcastTo(b, shape)
-        let out = zipMap3(c, x, y) { m, u, v in m != 0 ? u : v }
+        let out = try zipMap3(c, x, y) { m, u, v in m != 0 ? u : v }
         return record(out, "where", [a, b]) { g in
-            [a.requiresGrad ? try a.reduceGrad(zipMap(g, c) { gg, m in m != 0 ? gg : 0 }) : nil,
-             b.requiresGrad ? try b.reduceGrad(zipMap(g, c) { gg, m in m != 0 ? 0 : gg }) : nil]
+            [a.requiresGrad ? try a.reduceGrad(try zipMap(g, c) { gg, m in m != 0 ? gg : 0 }) : nil,
+             b.requiresGrad ? try b.reduceGrad(try zipMap(g, c) { gg, m in m != 0 ? 0 : gg }) : nil]
         }
     }
 
@@ -237,8 +237,8 @@ extension Tensor {
         let shape = try broadcastShapes(self.shape, mask.shape, op: "masked_fill")
         guard shape == self.shape else { throw TensorError("masked_fill", "mask of shape \(fmt(mask.shape)) does not broadcast to \(fmt(self.shape))") }
         let m = try broadcastTo(mask, shape)
-        let out = zipMap(self, m) { x, k in k != 0 ? value : x }
-        return record(out, "masked_fill", [self]) { g in [zipMap(g, m) { gg, k in k != 0 ? 0 : gg }] }
+        let out = try zipMap(self, m) { x, k in k != 0 ? value : x }
+        return record(out, "masked_fill", [self]) { g in [try zipMap(g, m) { gg, k in k != 0 ? 0 : gg }] }
     }
 }
 
@@ -250,12 +250,12 @@ public func + (a: Tensor, b: Tensor) throws -> Tensor { try a.add(b) }
 public func - (a: Tensor, b: Tensor) throws -> Tensor { try a.sub(b) }
 public func * (a: Tensor, b: Tensor) throws -> Tensor { try a.mul(b) }
 public func / (a: Tensor, b: Tensor) throws -> Tensor { try a.div(b) }
-public func + (a: Tensor, s: Float) -> Tensor { a.add(s) }
-public func - (a: Tensor, s: Float) -> Tensor { a.sub(s) }
-public func * (a: Tensor, s: Float) -> Tensor { a.mul(s) }
-public func / (a: Tensor, s: Float) -> Tensor { a.div(s) }
-public func + (s: Float, a: Tensor) -> Tensor { a.add(s) }
-public func - (s: Float, a: Tensor) -> Tensor { a.rsub(s) }
-public func * (s: Float, a: Tensor) -> Tensor { a.mul(s) }
-public func / (s: Float, a: Tensor) -> Tensor { a.rdiv(s) }
-public prefix func - (a: Tensor) -> Tensor { a.neg() }
+public func + (a: Tensor, s: Float) throws -> Tensor { try a.add(s) }
+public func - (a: Tensor, s: Float) throws -> Tensor { try a.sub(s) }
+public func * (a: Tensor, s: Float) throws -> Tensor { try a.mul(s) }
+public func / (a: Tensor, s: Float) throws -> Tensor { try a.div(s) }
+public func + (s: Float, a: Tensor) throws -> Tensor { try a.add(s) }
+public func - (s: Float, a: Tensor) throws -> Tensor { try a.rsub(s) }
+public func * (s: Float, a: Tensor) throws -> Tensor { try a.mul(s) }
+public func / (s: Float, a: Tensor) throws -> Tensor { try a.rdiv(s) }
+public prefix func - (a: Tensor) throws -> Tensor { try a.neg() }

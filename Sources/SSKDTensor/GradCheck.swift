@@ -36,7 +36,7 @@ public func gradcheck(_ inputs: [Tensor], eps: Float = 1e-3, atol: Float = 1e-3,
     var report = GradCheckReport()
     try withNoGrad {
         for (k, x) in inputs.enumerated() where x.requiresGrad {
-            let analytic = x.grad ?? Tensor.zeros(like: x)
+            let analytic = try x.grad ?? Tensor.zeros(like: x)
             for i in 0..<x.count {
                 let orig = x.data[i]
                 x.data[i] = orig + eps

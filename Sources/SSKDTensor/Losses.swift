@@ -60,7 +60,7 @@ extension Tensor {
         let (n, c) = (shape[0], shape[1])
         guard c > 0 else { throw TensorError("cross_entropy", "logits have 0 classes") }
         // q: the target distribution per row, after smoothing.
-        let q = Tensor([n, c])
+        let q = try Tensor([n, c])
         let eps = labelSmoothing
         if target.shape == shape {
             for i in 0..<(n * c) { q.data[i] = (1 - eps) * target.data[i] + eps / Float(c) }
@@ -72,8 +72,8 @@ extension Tensor {
                 q.data[i * c + idx[i]] += 1 - eps
             }
         }
-        let logp = softmaxKernel(self, axis: 1, log: true)
-        let per = Tensor([n])
+        let logp = try softmaxKernel(self, axis: 1, log: true)
+        let per = try Tensor([n])
         for i in 0..<n {
             var s: Float = 0
             for j in 0..<c { let qq = q.data[i * c + j]; if qq != 0 { s -= qq * logp.data[i * c + j] } }
@@ -82,16 +82,16 @@ extension Tensor {
         let out: Tensor
         switch reduction {
         case .none: out = per
-        case .sum: out = Tensor.scalar(per.toArray().reduce(0, +))
+        case .sum: out = try Tensor.scalar(per.toArray().reduce(0, +))
         default:
             guard n > 0 else { throw TensorError("cross_entropy", "mean over an empty batch") }
-            out = Tensor.scalar(per.toArray().reduce(0, +) / Float(n))
+            out = try Tensor.scalar(per.toArray().reduce(0, +) / Float(n))
         }
         let softTarget = target.shape == shape
         return record(out, "cross_entropy", [self, target]) { [x = self] g in
             // dlogits = (softmax - q) * upstream (per row); dtarget (soft) = -logp * (1 - eps) * upstream
-            let gx: Tensor = Tensor([n, c])
-            let gt: Tensor? = (softTarget && target.requiresGrad) ? Tensor([n, c]) : nil
+            let gx: Tensor = try Tensor([n, c])
+            let gt: Tensor? = try (softTarget && target.requiresGrad) ? Tensor([n, c]) : nil
             for i in 0..<n {
                 let up: Float = reduction == .none ? g.data[i] : (reduction == .sum ? g.data[0] : g.data[0] / Float(n))
                 for j in 0..<c {
@@ -109,7 +109,7 @@ extension Tensor {
     /// `logTarget`, `exp(target) * (target - input)`. Default reduction: `batchmean`.
     public func klDiv(_ target: Tensor, reduction: Reduction = .batchmean, logTarget: Bool = false) throws -> Tensor {
         guard target.shape == shape else { throw TensorError("kl_div", "input shape \(fmt(shape)) and target shape \(fmt(target.shape)) differ") }
-        let per = zipMap(self, target) { x, t in
+        let per = try zipMap(self, target) { x, t in
             if logTarget { return expf(t) * (t - x) }
             return t > 0 ? t * (logf(t) - x) : (t == 0 ? 0 : .nan)
         }
@@ -118,16 +118,16 @@ extension Tensor {
         let scale: Float
         switch reduction {
         case .none: out = per; scale = 1
-        case .sum: out = Tensor.scalar(total); scale = 1
-        case .mean: scale = 1 / Float(Swift.max(count, 1)); out = Tensor.scalar(total * scale)
+        case .sum: out = try Tensor.scalar(total); scale = 1
+        case .mean: scale = 1 / Float(Swift.max(count, 1)); out = try Tensor.scalar(total * scale)
         case .batchmean:
             let b = dim == 0 ? 1 : shape[0]
-            scale = 1 / Float(Swift.max(b, 1)); out = Tensor.scalar(total * scale)
+            scale = 1 / Float(Swift.max(b, 1)); out = try Tensor.scalar(total * scale)
         }
         return record(out, "kl_div", [self, target]) { [x = self] g in
             let up = reduction == .none ? g : try broadcastTo(g.mul(scale), x.shape)
-            let gx: Tensor? = x.requiresGrad ? zipMap(up, target) { u, t in logTarget ? -u * expf(t) : -u * t } : nil
-            let gt: Tensor? = target.requiresGrad ? zipMap3(up, x, target) { u, xi, t in
+            let gx: Tensor? = x.requiresGrad ? try zipMap(up, target) { u, t in logTarget ? -u * expf(t) : -u * t } : nil
+            let gt: Tensor? = target.requiresGrad ? try zipMap3(up, x, target) { u, xi, t in
                 logTarget ? u * expf(t) * (t - xi + 1) : (t > 0 ? u * (logf(t) + 1 - xi) : 0)
             } : nil
             return [gx, gt]

@@ -68,7 +68,7 @@ extension Tensor {
         let fold = batchB.isEmpty && batchA == batch
         let ea = a2.detach(), eb = b2.detach()
         let offA = batchOffsets(batchA, to: batch, matrix: m * k), offB = batchOffsets(batchB, to: batch, matrix: k * n)
-        let out = Tensor(batch + [m, n], zeroed: false)
+        let out = try Tensor(batch + [m, n], zeroed: false)
         if fold {
             sgemm(transA: false, transB: false, m: nb * m, n: n, k: k, a: ea.data, lda: k, b: eb.data, ldb: n, c: out.data, ldc: n)
         } else {
@@ -86,7 +86,7 @@ extension Tensor {
             var ga: Tensor? = nil, gb: Tensor? = nil
             if a.requiresGrad {
                 // dA = dC B^T
-                let t = Tensor(batch + [m, k], zeroed: false)
+                let t = try Tensor(batch + [m, k], zeroed: false)
                 if fold { sgemm(transA: false, transB: true, m: nb * m, n: k, k: n, a: g3.data, lda: n, b: eb.data, ldb: n, c: t.data, ldc: k) }
                 else { for i in 0..<nb { sgemm(transA: false, transB: true, m: m, n: k, k: n, a: g3.data + i * m * n, lda: n, b: eb.data + offB[i], ldb: n, c: t.data + i * m * k, ldc: k) } }
                 ga = try t.sumTo(a2.shape).reshape(a.shape)
@@ -94,12 +94,12 @@ extension Tensor {
             if b.requiresGrad {
                 // dB = A^T dC (summed over the batches when B was shared by all of them)
                 if fold {
-                    let t = Tensor([k, n], zeroed: false)
+                    let t = try Tensor([k, n], zeroed: false)
                     sgemm(transA: true, transB: false, m: k, n: n, k: nb * m, a: ea.data, lda: k, b: g3.data, ldb: n, c: t.data, ldc: n)
                     gb = try t.reshape(b.shape)
                     return [ga, gb]
                 }
-                let t = Tensor(batch + [k, n], zeroed: false)
+                let t = try Tensor(batch + [k, n], zeroed: false)
                 for i in 0..<nb { sgemm(transA: true, transB: false, m: k, n: n, k: m, a: ea.data + offA[i], lda: k, b: g3.data + i * m * n, ldb: n, c: t.data + i * k * n, ldc: n) }
                 gb = try t.sumTo(b2.shape).reshape(b.shape)
             }

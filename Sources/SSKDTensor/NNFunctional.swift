@@ -30,7 +30,19 @@ public func conv2d(_ input: Tensor, _ weight: Tensor, bias: Tensor? = nil, strid
     }
     let g = try ConvGeometry(input: input.shape, weight: weight.shape, bias: bias?.shape, stride: stride, padding: padding,
                              dilation: dilation, groups: groups)
-    let out = Tensor([g.n, g.o, g.oh, g.ow], zeroed: false)
+    let out = try Tensor([g.n, g.o, g.oh, g.ow], zeroed: false, op: "conv2d")
+    if !g.isDepthwise && !g.isPointwise {
+        // The im2col scratch, [CKK, OH*OW] per thread, can dwarf the output (a large kernel).
+        let (scratch, overflow) = g.ckk.multipliedReportingOverflow(by: g.ohw)
+        guard !overflow else { throw TensorError("conv2d", "weight \(fmt(weight.shape)) on input \(fmt(input.shape)) needs too large an im2col buffer") }
+        try MemoryLimit.check(count: scratch, elementSize: MemoryLayout<Float>.stride * Runtime.availableThreads, op: "conv2d")
+    } else if g.isDepthwise {
+        // The direct kernels pad each plane into per-thread scratch (about three padded planes
+        // in backward), which a huge padding makes far larger than the input.
+        let (plane, overflow) = (g.h + g.pt + g.pb).multipliedReportingOverflow(by: g.w + g.pl + g.pr)
+        guard !overflow else { throw TensorError("conv2d", "padding \(padding) on input \(fmt(input.shape)) is too large") }
+        try MemoryLimit.check(count: plane, elementSize: 3 * MemoryLayout<Float>.stride * Runtime.availableThreads, op: "conv2d")
+    }
     if g.isDepthwise {
         depthwiseConv2dForward(out: out.data, input: input.data, weight: weight.data, bias: bias.map { UnsafePointer($0.data) }, g)
     } else {
@@ -38,9 +50,9 @@ public func conv2d(_ input: Tensor, _ weight: Tensor, bias: Tensor? = nil, strid
     }
     let inputs = bias.map { [input, weight, $0] } ?? [input, weight]
     return record(out, "conv2d", inputs) { [x = input, w = weight, b = bias] dy in
-        let dx = x.requiresGrad ? Tensor(x.shape, zeroed: false) : nil
-        let dw = w.requiresGrad ? Tensor(w.shape, zeroed: false) : nil
-        let db = (b?.requiresGrad ?? false) ? Tensor([g.o], zeroed: false) : nil
+        let dx = try x.requiresGrad ? Tensor(x.shape, zeroed: false) : nil
+        let dw = try w.requiresGrad ? Tensor(w.shape, zeroed: false) : nil
+        let db = try (b?.requiresGrad ?? false) ? Tensor([g.o], zeroed: false) : nil
         if g.isDepthwise {
             depthwiseConv2dBackward(dinput: dx?.data, dweight: dw?.data, dbias: db?.data, dout: dy.data, input: x.data, weight: w.data, g)
         } else {
@@ -80,7 +92,7 @@ public func batchNorm2d(_ input: Tensor, runningMean: Tensor?, runningVar: Tenso
     guard input.count > 0 else { throw TensorError(op, "empty input \(fmt(input.shape))") }
 
     // Per-channel statistics used by forward and backward: [mean(C), invstd(C)].
-    let stats = Tensor([2, c], zeroed: false)
+    let stats = try Tensor([2, c], zeroed: false)
     let mean = stats.data, invstd = stats.data + c
     if training {
         let variance = UnsafeMutablePointer<Float>.allocate(capacity: c)
@@ -100,7 +112,7 @@ public func batchNorm2d(_ input: Tensor, runningMean: Tensor?, runningVar: Tenso
             invstd[ch] = 1 / (rv.data[ch] + eps).squareRoot()
         }
     }
-    let out = Tensor(input.shape, zeroed: false)
+    let out = try Tensor(input.shape, zeroed: false)
     let wp = weight.map { UnsafePointer($0.data) }, bp = bias.map { UnsafePointer($0.data) }
     switch training ? activation : nil {
     case nil: batchNormForward(out: out.data, input: input.data, mean: mean, invstd: invstd, weight: wp, bias: bp, n: n, c: c, hw: hw)
@@ -112,7 +124,7 @@ public func batchNorm2d(_ input: Tensor, runningMean: Tensor?, runningVar: Tenso
         // Eval: the plain activation after the norm (same results, recorded as its own op).
         let y = record(out, op, [input] + [weight, bias].compactMap { $0 }, batchNormGradient(input, weight, bias, stats, training: false, n: n, c: c, hw: hw))
         switch activation {
-        case .relu: return y.relu()
+        case .relu: return try y.relu()
         case .relu6: return try y.relu6()
         case .silu: return try y.silu()
         }
@@ -130,9 +142,9 @@ public enum FusedActivation: String, Sendable {
 private func batchNormGradient(_ input: Tensor, _ weight: Tensor?, _ bias: Tensor?, _ stats: Tensor, training: Bool,
                                activation: FusedActivation? = nil, n: Int, c: Int, hw: Int) -> (Tensor) throws -> [Tensor?] {
     return { [x = input, w = weight, b = bias] dy in
-        let dx = x.requiresGrad ? Tensor(x.shape, zeroed: false) : nil
-        let dw = (w?.requiresGrad ?? false) ? Tensor([c], zeroed: false) : nil
-        let db = (b?.requiresGrad ?? false) ? Tensor([c], zeroed: false) : nil
+        let dx = try x.requiresGrad ? Tensor(x.shape, zeroed: false) : nil
+        let dw = try (w?.requiresGrad ?? false) ? Tensor([c], zeroed: false) : nil
+        let db = try (b?.requiresGrad ?? false) ? Tensor([c], zeroed: false) : nil
         let wp = w.map { UnsafePointer($0.data) }, bp = b.map { UnsafePointer($0.data) }
         let mean = stats.data, invstd = stats.data + c
         if training {
@@ -175,7 +187,7 @@ public func linear(_ input: Tensor, _ weight: Tensor, bias: Tensor? = nil) throw
     if let bias, bias.shape != [outF] { throw TensorError(op, "bias shape \(fmt(bias.shape)) does not match out features \(outF) (expected [\(outF)])") }
     let rows = input.count / Swift.max(inF, 1)
     let batch = inF == 0 ? input.shape.dropLast().reduce(1, *) : rows
-    let out = Tensor(Array(input.shape.dropLast()) + [outF], zeroed: false)
+    let out = try Tensor(Array(input.shape.dropLast()) + [outF], zeroed: false, op: "linear")
     if inF == 0 {
         for r in 0..<batch { for j in 0..<outF { out.data[r * outF + j] = bias?.data[j] ?? 0 } }
     } else {
@@ -185,9 +197,9 @@ public func linear(_ input: Tensor, _ weight: Tensor, bias: Tensor? = nil) throw
     let inputs = bias.map { [input, weight, $0] } ?? [input, weight]
     return record(out, op, inputs) { [x = input, w = weight, b = bias] dy in
         // The kernels overwrite every element (zeros are only needed for an empty inner dim).
-        let dx = x.requiresGrad ? Tensor(x.shape, zeroed: inF == 0) : nil
-        let dw = w.requiresGrad ? Tensor(w.shape, zeroed: inF == 0) : nil
-        let db = (b?.requiresGrad ?? false) ? Tensor([outF], zeroed: false) : nil
+        let dx = try x.requiresGrad ? Tensor(x.shape, zeroed: inF == 0) : nil
+        let dw = try w.requiresGrad ? Tensor(w.shape, zeroed: inF == 0) : nil
+        let db = try (b?.requiresGrad ?? false) ? Tensor([outF], zeroed: false) : nil
         if inF > 0 || db != nil {
             linearBackward(dinput: inF > 0 ? dx?.data : nil, dweight: inF > 0 ? dw?.data : nil, dbias: db?.data, dout: dy.data,
                            input: x.data, weight: w.data, batch: batch, inFeatures: inF, outFeatures: outF)
@@ -205,12 +217,15 @@ public func maxPool2d(_ input: Tensor, kernel: [Int], stride: [Int]? = nil, padd
                       ceilMode: Bool = false) throws -> Tensor {
     let g = try PoolGeometry(op: "max_pool2d", input: input.shape, kernel: kernel, stride: stride, padding: padding,
                              dilation: dilation, ceilMode: ceilMode)
-    let out = Tensor(g.outShape, zeroed: false)
+    // Argmax offsets within a plane are Int32.
+    guard g.h * g.w <= Int(Int32.max) else { throw TensorError("max_pool2d", "input planes of \(g.h)x\(g.w) are too large (at most 2^31 - 1 pixels)") }
+    let out = try Tensor(g.outShape, zeroed: false, op: "max_pool2d")
+    try MemoryLimit.check(count: out.count, elementSize: MemoryLayout<Int32>.stride, op: "max_pool2d")
     let indices = UnsafeMutableBufferPointer<Int32>.allocate(capacity: out.count)
     maxPool2dForward(out: out.data, indices: indices.baseAddress!, input: input.data, g)
     let holder = IndexBuffer(indices)
     let result = record(out, "max_pool2d", [input]) { [x = input] dy in
-        let dx = Tensor(x.shape, zeroed: false)
+        let dx = try Tensor(x.shape, zeroed: false)
         maxPool2dBackward(dinput: dx.data, dout: dy.data, indices: holder.buffer.baseAddress!, g)
         return [dx]
     }
@@ -230,10 +245,10 @@ public func avgPool2d(_ input: Tensor, kernel: [Int], stride: [Int]? = nil, padd
                       countIncludePad: Bool = true) throws -> Tensor {
     let g = try PoolGeometry(op: "avg_pool2d", input: input.shape, kernel: kernel, stride: stride, padding: padding,
                              dilation: [1], ceilMode: ceilMode)
-    let out = Tensor(g.outShape, zeroed: false)
+    let out = try Tensor(g.outShape, zeroed: false, op: "avg_pool2d")
     avgPool2dForward(out: out.data, input: input.data, g, countIncludePad: countIncludePad)
     return record(out, "avg_pool2d", [input]) { [x = input] dy in
-        let dx = Tensor(x.shape, zeroed: false)
+        let dx = try Tensor(x.shape, zeroed: false)
         avgPool2dBackward(dinput: dx.data, dout: dy.data, g, countIncludePad: countIncludePad)
         return [dx]
     }
@@ -247,11 +262,15 @@ public func adaptiveAvgPool2d(_ input: Tensor, outputSize: [Int]) throws -> Tens
     let (oh, ow) = try pair(outputSize, "output size", op: op, minimum: 1)
     let h = input.shape[input.dim - 2], w = input.shape[input.dim - 1]
     guard h > 0 && w > 0 else { throw TensorError(op, "input \(fmt(input.shape)) has an empty spatial size") }
+    // The window bounds compute i * H for i < OH (likewise columns).
+    guard !h.multipliedReportingOverflow(by: oh).overflow && !w.multipliedReportingOverflow(by: ow).overflow else {
+        throw TensorError(op, "output size \(outputSize) is too large for input \(fmt(input.shape))")
+    }
     let planes = input.shape.dropLast(2).reduce(1, *)
-    let out = Tensor(Array(input.shape.dropLast(2)) + [oh, ow], zeroed: false)
+    let out = try Tensor(Array(input.shape.dropLast(2)) + [oh, ow], zeroed: false, op: op)
     adaptiveAvgPool2dForward(out: out.data, input: input.data, planes: planes, h: h, w: w, oh: oh, ow: ow)
     return record(out, op, [input]) { [x = input] dy in
-        let dx = Tensor(x.shape, zeroed: false)
+        let dx = try Tensor(x.shape, zeroed: false)
         adaptiveAvgPool2dBackward(dinput: dx.data, dout: dy.data, planes: planes, h: h, w: w, oh: oh, ow: ow)
         return [dx]
     }
@@ -264,12 +283,12 @@ public func adaptiveAvgPool2d(_ input: Tensor, outputSize: [Int]) throws -> Tens
 public func dropout(_ input: Tensor, p: Float, training: Bool, generator: Generator = .default) throws -> Tensor {
     guard p >= 0 && p <= 1 else { throw TensorError("dropout", "probability has to be between 0 and 1, but got \(p)") }
     if !training || p == 0 { return input }
-    let scale = Tensor(input.shape, zeroed: false)
+    let scale = try Tensor(input.shape, zeroed: false)
     dropoutMask(scale.data, count: scale.count, p: p, generator: generator)
-    let out = Tensor(input.shape, zeroed: false)
+    let out = try Tensor(input.shape, zeroed: false)
     maskedScale(out.data, input.data, scale.data, count: out.count)
     return record(out, "dropout", [input]) { dy in
-        let dx = Tensor(dy.shape, zeroed: false)
+        let dx = try Tensor(dy.shape, zeroed: false)
         maskedScale(dx.data, dy.data, scale.data, count: dx.count)
         return [dx]
     }
@@ -286,17 +305,17 @@ public func stochasticDepth(_ input: Tensor, p: Float, mode: StochasticDepthMode
     let survival = 1 - p
     let rows = input.shape[0], cols = rows == 0 ? 0 : input.count / rows
     let draws = mode == .row ? rows : 1
-    let scale = Tensor([rows], zeroed: false)
+    let scale = try Tensor([rows], zeroed: false)
     for r in 0..<draws {
         // Bernoulli(survival), divided by the survival rate only when it is positive (torchvision).
         let keep = generator.nextFloat() < survival
         scale.data[r] = keep ? (survival > 0 ? 1 / survival : 1) : 0
     }
     if mode == .batch { scale.data.update(repeating: rows > 0 ? scale.data[0] : 0, count: rows) }
-    let out = Tensor(input.shape, zeroed: false)
+    let out = try Tensor(input.shape, zeroed: false)
     rowScale(out.data, input.data, scale.data, rows: rows, cols: cols)
     return record(out, op, [input]) { dy in
-        let dx = Tensor(dy.shape, zeroed: false)
+        let dx = try Tensor(dy.shape, zeroed: false)
         rowScale(dx.data, dy.data, scale.data, rows: rows, cols: cols)
         return [dx]
     }
@@ -306,21 +325,21 @@ public func stochasticDepth(_ input: Tensor, p: Float, mode: StochasticDepthMode
 
 extension Tensor {
     /// `min(max(x, 0), 6)` (MobileNetV2); the gradient passes where 0 < x < 6.
-    public func relu6() throws -> Tensor { activation("relu6", relu6Forward, relu6Backward) }
+    public func relu6() throws -> Tensor { try activation("relu6", relu6Forward, relu6Backward) }
     /// `x * sigmoid(x)` (also called swish; EfficientNet).
-    public func silu() throws -> Tensor { activation("silu", siluForward, siluBackward) }
+    public func silu() throws -> Tensor { try activation("silu", siluForward, siluBackward) }
     /// `x * relu6(x + 3) / 6`.
-    public func hardswish() throws -> Tensor { activation("hardswish", hardswishForward, hardswishBackward) }
+    public func hardswish() throws -> Tensor { try activation("hardswish", hardswishForward, hardswishBackward) }
     /// `relu6(x + 3) / 6`.
-    public func hardsigmoid() throws -> Tensor { activation("hardsigmoid", hardsigmoidForward, hardsigmoidBackward) }
+    public func hardsigmoid() throws -> Tensor { try activation("hardsigmoid", hardsigmoidForward, hardsigmoidBackward) }
 
     private func activation(_ name: String,
                             _ forward: (UnsafeMutablePointer<Float>, UnsafePointer<Float>, Int) -> Void,
-                            _ backward: @escaping (UnsafeMutablePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, Int) -> Void) -> Tensor {
-        let out = Tensor(shape, zeroed: false)
+                            _ backward: @escaping (UnsafeMutablePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, Int) -> Void) throws -> Tensor {
+        let out = try Tensor(shape, zeroed: false)
         forward(out.data, data, count)
         return record(out, name, [self]) { [x = self] dy in
-            let dx = Tensor(x.shape, zeroed: false)
+            let dx = try Tensor(x.shape, zeroed: false)
             backward(dx.data, dy.data, x.data, x.count)
             return [dx]
         }

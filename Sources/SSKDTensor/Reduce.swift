@@ -54,9 +54,9 @@ func reducePairwise(_ p: UnsafeMutablePointer<Float>, _ n: Int, _ combine: (Floa
 /// Reduces `x` over `axes` into a keepdim-shaped output with a combine function and identity.
 /// Accumulation order is fixed by the shapes only (never by the thread count).
 @inline(__always)
-func reduceKernel(_ x: Tensor, _ axes: [Int], identity: Float, _ combine: (Float, Float) -> Float) -> Tensor {
+func reduceKernel(_ x: Tensor, _ axes: [Int], identity: Float, _ combine: (Float, Float) -> Float) throws -> Tensor {
     let keep = reducedShape(x.shape, axes, keepdim: true)
-    let out = Tensor(keep, zeroed: false)
+    let out = try Tensor(keep, zeroed: false)
     out.data.update(repeating: identity, count: out.count)
     if x.count == 0 { return out }
     let o = out.data, p = x.data
@@ -121,7 +121,7 @@ extension Tensor {
     /// Sum over `axes` (all when empty).
     public func sum(_ axes: [Int] = [], keepdim: Bool = false) throws -> Tensor {
         let ax = try normalizeAxes(axes, dim, op: "sum")
-        let k = reduceKernel(self, ax, identity: 0, +)
+        let k = try reduceKernel(self, ax, identity: 0, +)
         let out = try k.reshape(reducedShape(shape, ax, keepdim: keepdim))
         return record(out, "sum", [self]) { [shape] g in
             [try broadcastTo(g.reshape(k.shape), shape)]
@@ -155,12 +155,12 @@ extension Tensor {
         for a in ax where shape[a] == 0 { throw TensorError(name, "reduction over dim \(a) of size 0") }
         // NaN propagates, as in PyTorch.
         let k = isMax
-            ? reduceKernel(self, ax, identity: -.infinity) { a, b in (b > a || b.isNaN) ? b : a }
-            : reduceKernel(self, ax, identity: .infinity) { a, b in (b < a || b.isNaN) ? b : a }
+            ? try reduceKernel(self, ax, identity: -.infinity) { a, b in (b > a || b.isNaN) ? b : a }
+            : try reduceKernel(self, ax, identity: .infinity) { a, b in (b < a || b.isNaN) ? b : a }
         let out = try k.reshape(reducedShape(shape, ax, keepdim: keepdim))
         return record(out, name, [self]) { [x = self] g in
             let mask = try broadcastBinary(x, k, op: name) { v, m in v == m ? 1 : 0 }
-            let ties = reduceKernel(mask, ax, identity: 0, +)
+            let ties = try reduceKernel(mask, ax, identity: 0, +)
             let share = try broadcastBinary(g.reshape(k.shape), ties, op: name, /)
             return [try broadcastBinary(mask, share, op: name, *)]
         }
@@ -177,13 +177,13 @@ extension Tensor {
         guard let axis else {
             var best = 0
             for i in 1..<Swift.max(count, 1) where isMax ? (data[i] > data[best] || (data[i].isNaN && !data[best].isNaN)) : (data[i] < data[best] || (data[i].isNaN && !data[best].isNaN)) { best = i }
-            return keepdim ? try Tensor([Float(best)], shape: [Int](repeating: 1, count: dim)) : Tensor.scalar(Float(best))
+            return try keepdim ? Tensor([Float(best)], shape: [Int](repeating: 1, count: dim)) : Tensor.scalar(Float(best))
         }
         let a = try normalizeAxis(axis, dim, op: name)
-        if dim == 0 { return Tensor.scalar(0) }
+        if dim == 0 { return try Tensor.scalar(0) }
         guard shape[a] > 0 else { throw TensorError(name, "reduction over dim \(axis) of size 0") }
         let outer = shape[..<a].reduce(1, *), n = shape[a], inner = shape[(a + 1)...].reduce(1, *)
-        let out = Tensor(reducedShape(shape, [a], keepdim: keepdim), zeroed: false)
+        let out = try Tensor(reducedShape(shape, [a], keepdim: keepdim), zeroed: false)
         let p = data, o = out.data
         for i in 0..<outer {
             for j in 0..<inner {

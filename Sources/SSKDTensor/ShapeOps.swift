@@ -3,7 +3,7 @@
 /// Materialises `t` broadcast to `shape` (no autograd).
 func broadcastTo(_ t: Tensor, _ shape: [Int]) throws -> Tensor {
     if t.shape == shape { return t }
-    let out = Tensor(shape, zeroed: false)
+    let out = try Tensor(shape, zeroed: false)
     let plan = LoopPlan(shape: shape, operandStrides: [contiguousStrides(shape), broadcastStrides(t.shape, to: shape)])
     let n = plan.inner, s = plan.strides[1].last!
     let o = out.data, p = t.data
@@ -17,11 +17,11 @@ func broadcastTo(_ t: Tensor, _ shape: [Int]) throws -> Tensor {
 }
 
 /// Copies `src` (shape `shape`) into a new tensor whose dims are `src`'s permuted by `perm`.
-func permuteKernel(_ src: Tensor, _ perm: [Int]) -> Tensor {
+func permuteKernel(_ src: Tensor, _ perm: [Int]) throws -> Tensor {
     let inShape = src.shape
     let outShape = perm.map { inShape[$0] }
     let inStrides = contiguousStrides(inShape)
-    let out = Tensor(outShape, zeroed: false)
+    let out = try Tensor(outShape, zeroed: false)
     let plan = LoopPlan(shape: outShape, operandStrides: [contiguousStrides(outShape), perm.map { inStrides[$0] }])
     let n = plan.inner, s = plan.strides[1].last!
     let o = out.data, p = src.data
@@ -128,10 +128,10 @@ extension Tensor {
         let perm = try dims.map { try normalizeAxis($0, dim, op: "permute") }
         guard Set(perm).count == dim else { throw TensorError("permute", "dims \(dims) repeat a dimension") }
         if perm == Array(0..<dim) { return self }
-        let out = permuteKernel(self, perm)
+        let out = try permuteKernel(self, perm)
         var inverse = [Int](repeating: 0, count: dim)
         for (i, p) in perm.enumerated() { inverse[p] = i }
-        return record(out, "permute", [self]) { g in [permuteKernel(g, inverse)] }
+        return record(out, "permute", [self]) { g in [try permuteKernel(g, inverse)] }
     }
 
     /// Swaps two dims (copies).
@@ -213,7 +213,7 @@ extension Tensor {
         }
         let outer = shape[..<a].reduce(1, *), inner = shape[(a + 1)...].reduce(1, *)
         var outShape = shape; outShape[a] = idx.count
-        let out = Tensor(outShape, zeroed: false)
+        let out = try Tensor(outShape, zeroed: false)
         let p = data, o = out.data, m = idx.count
         for i in 0..<outer {
             for (k, j) in idx.enumerated() {
@@ -221,7 +221,7 @@ extension Tensor {
             }
         }
         return record(out, opName, [self]) { [shape] g in
-            let gi = Tensor(shape)
+            let gi = try Tensor(shape)
             let gp = g.data, q = gi.data
             for i in 0..<outer {
                 for (k, j) in idx.enumerated() {
@@ -247,7 +247,7 @@ extension Tensor {
             throw TensorError("gather", "index size \(index.shape[i]) exceeds input size \(shape[i]) at dim \(i)")
         }
         let n = shape[a]
-        let out = Tensor(index.shape, zeroed: false)
+        let out = try Tensor(index.shape, zeroed: false)
         let iStrides = contiguousStrides(index.shape), sStrides = contiguousStrides(shape)
         var offsets = [Int](repeating: 0, count: index.count)
         for e in 0..<index.count {
@@ -263,7 +263,7 @@ extension Tensor {
             out.data[e] = data[off]
         }
         return record(out, "gather", [self]) { [shape] g in
-            let gi = Tensor(shape)
+            let gi = try Tensor(shape)
             for e in 0..<offsets.count { gi.data[offsets[e]] += g.data[e] }
             return [gi]
         }
@@ -285,7 +285,7 @@ extension Tensor {
         let sizes = tensors.map { $0.shape[a] }
         let total = sizes.reduce(0, +)
         var outShape = first.shape; outShape[a] = total
-        let out = Tensor(outShape, zeroed: false)
+        let out = try Tensor(outShape, zeroed: false)
         var off = 0
         for (t, s) in zip(tensors, sizes) {
             for i in 0..<outer { (out.data + (i * total + off) * inner).update(from: t.data + i * s * inner, count: s * inner) }
@@ -296,7 +296,7 @@ extension Tensor {
             var off = 0
             for (t, s) in zip(tensors, sizes) {
                 if t.requiresGrad {
-                    let gt = Tensor(t.shape, zeroed: false)
+                    let gt = try Tensor(t.shape, zeroed: false)
                     for i in 0..<outer { (gt.data + i * s * inner).update(from: g.data + (i * total + off) * inner, count: s * inner) }
                     res.append(gt)
                 } else { res.append(nil) }

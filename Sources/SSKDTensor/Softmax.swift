@@ -7,9 +7,9 @@ import Glibc
 // distribution of n entries.
 
 @inline(__always)
-func softmaxKernel(_ x: Tensor, axis a: Int, log: Bool) -> Tensor {
+func softmaxKernel(_ x: Tensor, axis a: Int, log: Bool) throws -> Tensor {
     let outer = x.shape[..<a].reduce(1, *), n = x.shape[a], inner = x.shape[(a + 1)...].reduce(1, *)
-    let out = Tensor(x.shape, zeroed: false)
+    let out = try Tensor(x.shape, zeroed: false)
     let p = x.data, o = out.data
     parallelFor(outer * inner, grain: Swift.max(1, 8192 / Swift.max(n, 1))) { cols in
         for c in cols {
@@ -37,7 +37,7 @@ extension Tensor {
     public func softmax(_ dim: Int) throws -> Tensor {
         let a = try normalizeAxis(dim, self.dim, op: "softmax")
         if self.dim == 0 { return try reshape([1]).softmax(0).reshape([]) }
-        let out = softmaxKernel(self, axis: a, log: false)
+        let out = try softmaxKernel(self, axis: a, log: false)
         return record(out, "softmax", [self]) { [out = out.detach()] g in
             // dx = y * (g - sum(g * y))
             let s = try (g * out).sum([a], keepdim: true)
@@ -49,11 +49,11 @@ extension Tensor {
     public func logSoftmax(_ dim: Int) throws -> Tensor {
         let a = try normalizeAxis(dim, self.dim, op: "log_softmax")
         if self.dim == 0 { return try reshape([1]).logSoftmax(0).reshape([]) }
-        let out = softmaxKernel(self, axis: a, log: true)
+        let out = try softmaxKernel(self, axis: a, log: true)
         return record(out, "log_softmax", [self]) { [out = out.detach()] g in
             // dx = g - softmax * sum(g)
             let s = try g.sum([a], keepdim: true)
-            let sm = unaryMap(out) { expf($0) }
+            let sm = try unaryMap(out) { expf($0) }
             return [try g - sm * s]
         }
     }
@@ -61,9 +61,9 @@ extension Tensor {
     /// log(sum(exp(x))) over `dims`, stable: the max is subtracted first.
     public func logsumexp(_ dims: [Int], keepdim: Bool = false) throws -> Tensor {
         let ax = try normalizeAxes(dims, dim, op: "logsumexp")
-        let m = withNoGrad { () -> Tensor in
-            let k = reduceKernel(self, ax, identity: -.infinity) { Swift.max($0, $1) }
-            return unaryMap(k) { $0.isFinite ? $0 : 0 }
+        let m = try withNoGrad { () -> Tensor in
+            let k = try reduceKernel(self, ax, identity: -.infinity) { Swift.max($0, $1) }
+            return try unaryMap(k) { $0.isFinite ? $0 : 0 }
         }
         let s = try (self - m).exp().sum(ax, keepdim: true).log() + m
         return keepdim ? s : try s.reshape(reducedShape(shape, ax, keepdim: false))

@@ -26,18 +26,22 @@ public final class Tensor {
     /// Raw element pointer (row-major). Kernels read and write through it.
     @inline(__always) public var data: UnsafeMutablePointer<Float> { storage.data }
 
+    /// A view of `storage` (whose count the caller has checked against `shape`).
     init(shape: [Int], storage: Storage, requiresGrad: Bool = false) {
         self.shape = shape
-        self.count = shape.reduce(1, *)
+        self.count = shape.reduce(1, &*)
         self.storage = storage
         self.requiresGrad = requiresGrad
     }
 
-    /// Uninitialised-free internal constructor: a zeroed tensor of a validated shape.
-    init(_ shape: [Int], zeroed: Bool = true) {
+    /// A new tensor of `shape` with its own storage (zeroed unless asked not to). The shape is
+    /// checked (`MemoryLimit.checkedCount`) and the buffer allocated through `MemoryLimit`, so a
+    /// shape computed from bad arguments throws a `TensorError` naming `op`.
+    init(_ shape: [Int], zeroed: Bool = true, op: String = "tensor") throws {
+        let count = try MemoryLimit.checkedCount(shape, op: op)
         self.shape = shape
-        self.count = shape.reduce(1, *)
-        self.storage = Storage(count: self.count, zeroed: zeroed)
+        self.count = count
+        self.storage = try Storage(count: count, zeroed: zeroed, op: op)
         self.requiresGrad = false
     }
 
@@ -85,8 +89,8 @@ public final class Tensor {
     public func detach() -> Tensor { Tensor(shape: shape, storage: storage) }
 
     /// A copy with its own storage (recorded for autograd like PyTorch's clone).
-    public func clone() -> Tensor {
-        let out = Tensor(shape, zeroed: false)
+    public func clone() throws -> Tensor {
+        let out = try Tensor(shape, zeroed: false)
         out.data.update(from: data, count: count)
         return record(out, "clone", [self]) { g in [g] }
     }
@@ -117,24 +121,10 @@ public final class Tensor {
     return a
 }
 
-/// Bytes of physical memory (0 when unknown). A tensor larger than this cannot be allocated, and
-/// asking for one must throw rather than die in the allocator.
-let physicalMemoryBytes: Int = {
-    let pages = sysconf(Int32(_SC_PHYS_PAGES)), size = sysconf(Int32(_SC_PAGESIZE))
-    return pages > 0 && size > 0 ? pages * size : 0
-}()
-
+/// Checks that a tensor of `shape` can exist and be allocated (see `MemoryLimit`).
 func validateShape(_ shape: [Int], op: String) throws {
-    for d in shape where d < 0 { throw TensorError(op, "negative dimension in shape \(fmt(shape))") }
-    var total = 1
-    for d in shape {
-        let (m, o) = total.multipliedReportingOverflow(by: d)
-        guard !o && m <= (1 << 40) else { throw TensorError(op, "shape \(fmt(shape)) is too large") }
-        total = m
-    }
-    if physicalMemoryBytes > 0 && total * MemoryLayout<Float>.stride > physicalMemoryBytes {
-        throw TensorError(op, "shape \(fmt(shape)) needs \(total * MemoryLayout<Float>.stride / (1 << 20)) MiB, more than this machine's memory")
-    }
+    let count = try MemoryLimit.checkedCount(shape, op: op)
+    try MemoryLimit.check(count: count, elementSize: MemoryLayout<Float>.stride, op: op)
 }
 
 // MARK: - Creation
@@ -143,27 +133,30 @@ extension Tensor {
     /// Zeros of the given shape (`[]` is a scalar).
     public static func zeros(_ shape: [Int]) throws -> Tensor {
         try validateShape(shape, op: "zeros")
-        return Tensor(shape)
+        return try Tensor(shape)
     }
 
-    public static func ones(_ shape: [Int]) throws -> Tensor { try full(shape, 1) }
+    public static func ones(_ shape: [Int]) throws -> Tensor {
+        try validateShape(shape, op: "ones")
+        return try full(shape, 1)
+    }
 
     /// An uninitialised tensor (like `torch.empty`), for code that writes every element next.
     public static func empty(_ shape: [Int]) throws -> Tensor {
         try validateShape(shape, op: "empty")
-        return Tensor(shape, zeroed: false)
+        return try Tensor(shape, zeroed: false)
     }
 
     public static func full(_ shape: [Int], _ value: Float) throws -> Tensor {
         try validateShape(shape, op: "full")
-        let t = Tensor(shape, zeroed: false)
+        let t = try Tensor(shape, zeroed: false)
         t.data.update(repeating: value, count: t.count)
         return t
     }
 
     /// A zero-dimensional tensor holding `value`.
-    public static func scalar(_ value: Float) -> Tensor {
-        let t = Tensor([], zeroed: false)
+    public static func scalar(_ value: Float) throws -> Tensor {
+        let t = try Tensor([], zeroed: false)
         t.data[0] = value
         return t
     }
@@ -188,7 +181,7 @@ extension Tensor {
         try validateShape(shape, op: "tensor")
         let n = shape.reduce(1, *)
         guard n == values.count else { throw TensorError("tensor", "\(values.count) values do not fill shape \(fmt(shape)) (\(n) elements)") }
-        self.init(shape, zeroed: false)
+        try self.init(shape, zeroed: false)
         if n > 0 { values.withUnsafeBufferPointer { data.update(from: $0.baseAddress!, count: n) } }
     }
 
@@ -201,19 +194,21 @@ extension Tensor {
 
     /// Uniform in [0, 1).
     public static func rand(_ shape: [Int], generator: Generator = .default) throws -> Tensor {
-        try uniform(shape, low: 0, high: 1, generator: generator)
+        try validateShape(shape, op: "rand")
+        return try uniform(shape, low: 0, high: 1, generator: generator)
     }
 
     /// Standard normal.
     public static func randn(_ shape: [Int], generator: Generator = .default) throws -> Tensor {
-        try normal(shape, mean: 0, std: 1, generator: generator)
+        try validateShape(shape, op: "randn")
+        return try normal(shape, mean: 0, std: 1, generator: generator)
     }
 
     /// Uniform in [low, high).
     public static func uniform(_ shape: [Int], low: Float, high: Float, generator: Generator = .default) throws -> Tensor {
         guard low.isFinite, high.isFinite, low <= high else { throw TensorError("uniform", "need finite low <= high, got \(low), \(high)") }
         try validateShape(shape, op: "uniform")
-        let t = Tensor(shape)
+        let t = try Tensor(shape)
         let span = high - low
         for i in 0..<t.count { t.data[i] = low + span * generator.nextFloat() }
         return t
@@ -223,7 +218,7 @@ extension Tensor {
     public static func normal(_ shape: [Int], mean: Float, std: Float, generator: Generator = .default) throws -> Tensor {
         guard mean.isFinite, std.isFinite, std >= 0 else { throw TensorError("normal", "need finite mean and std >= 0, got mean \(mean), std \(std)") }
         try validateShape(shape, op: "normal")
-        let t = Tensor(shape)
+        let t = try Tensor(shape)
         for i in 0..<t.count { t.data[i] = mean + std * generator.nextNormal() }
         return t
     }
@@ -232,14 +227,14 @@ extension Tensor {
     public static func eye(_ n: Int, _ m: Int? = nil) throws -> Tensor {
         let cols = m ?? n
         try validateShape([n, cols], op: "eye")
-        let t = Tensor([n, cols])
+        let t = try Tensor([n, cols])
         for i in 0..<Swift.min(n, cols) { t.data[i * cols + i] = 1 }
         return t
     }
 
     /// Zeros/ones shaped like another tensor.
-    public static func zeros(like t: Tensor) -> Tensor { Tensor(t.shape) }
-    public static func ones(like t: Tensor) -> Tensor { let o = Tensor(t.shape, zeroed: false); o.data.update(repeating: 1, count: o.count); return o }
+    public static func zeros(like t: Tensor) throws -> Tensor { try Tensor(t.shape) }
+    public static func ones(like t: Tensor) throws -> Tensor { let o = try Tensor(t.shape, zeroed: false); o.data.update(repeating: 1, count: o.count); return o }
 
     /// Copies values from `src` (same shape) into this tensor's storage, outside autograd.
     public func copy_(from src: Tensor) throws {

@@ -20,12 +20,12 @@ public struct Checkpoint {
     public var extra: [String: String] = [:]
 
     /// Captures the state of a run after `epoch`.
-    public init(epoch: Int, bestEpoch: Int?, bestMetric: Double?, model: Module, optimizer: Optimizer, scheduler: LRScheduler?) {
+    public init(epoch: Int, bestEpoch: Int?, bestMetric: Double?, model: Module, optimizer: Optimizer, scheduler: LRScheduler?) throws {
         self.epoch = epoch
         self.bestEpoch = bestEpoch
         self.bestMetric = bestMetric
         self.model = model.stateDict()
-        self.optimizer = optimizer.stateDict()
+        self.optimizer = try optimizer.stateDict()
         self.scheduler = scheduler?.stateDict() ?? [:]
         self.rngState = Generator.default.state
     }

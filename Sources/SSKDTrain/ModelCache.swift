@@ -69,7 +69,7 @@ public final class ModelCache {
     @discardableResult
     public func store(_ model: Module, key: String, metadata: [String: String] = [:]) throws -> String {
         let path = path(forKey: key)
-        var sd = withNoGrad { model.stateDict().cloned() }
+        var sd = try withNoGrad { try model.stateDict().cloned() }
         var meta = metadata
         meta["format"] = Self.format
         meta["key"] = key

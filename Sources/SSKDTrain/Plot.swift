@@ -67,8 +67,11 @@ public struct LinePlot {
         if hi - lo < 1e-9 { lo -= 0.5; hi += 0.5 }
         let pad = (hi - lo) * 0.05; lo -= pad; hi += pad
         let xMax = Double(max(n - 1, 1))
-        func px(_ i: Double) -> Int { left + Int((i / xMax) * Double(right - left)) }
-        func py(_ v: Double) -> Int { bottom - Int((v - lo) / (hi - lo) * Double(bottom - top)) }
+        // Values spanning more than a Double (1e308 and -1e308) would make the scale NaN: such a
+        // point lands on the panel's edge rather than reaching Int()'s trap.
+        func pixel(_ d: Double) -> Int { d.isFinite ? Int(Swift.max(-1e6, Swift.min(1e6, d))) : 0 }
+        func px(_ i: Double) -> Int { left + pixel((i / xMax) * Double(right - left)) }
+        func py(_ v: Double) -> Int { bottom - pixel((v - lo) / (hi - lo) * Double(bottom - top)) }
         // Grid and ticks.
         for k in 0...4 {
             let v = lo + (hi - lo) * Double(k) / 4

@@ -100,6 +100,9 @@ public final class Trainer {
             throw TrainError("train", "metric must be 'accuracy' or 'loss', got '\(settings.metric)'")
         }
         guard train.isLabeled else { throw TrainError("train", "\(train.name) has no labels") }
+        guard settings.unlabeledRatio.isFinite, settings.unlabeledRatio >= 0, settings.unlabeledRatio <= 1000 else {
+            throw TrainError("train", "unlabeled_ratio must be in [0, 1000], got \(settings.unlabeledRatio)")
+        }
         self.model = model
         self.optimizer = optimizer
         self.train = train
@@ -210,7 +213,7 @@ public final class Trainer {
             if improved {
                 bestEpoch = e
                 bestMetric = metricValue
-                bestState = model.stateDict().cloned()
+                bestState = try model.stateDict().cloned()
             }
             row["best"] = .int(improved ? 1 : 0)
             history.append(row)
@@ -271,7 +274,7 @@ public final class Trainer {
     private func persist(epoch e: Int, improved: Bool) throws {
         guard let run else { return }
         try run.append(history[history.count - 1])
-        let ckpt = Checkpoint(epoch: e, bestEpoch: bestEpoch, bestMetric: bestMetric, model: model, optimizer: optimizer, scheduler: scheduler)
+        let ckpt = try Checkpoint(epoch: e, bestEpoch: bestEpoch, bestMetric: bestMetric, model: model, optimizer: optimizer, scheduler: scheduler)
         try ckpt.write(to: run.file("last.safetensors"))
         if improved { try ckpt.write(to: run.file("best.safetensors")) }
         try plot().writePNG(to: run.file("plot.png"))
@@ -324,9 +327,9 @@ public final class Trainer {
 
 extension StateDict {
     /// A deep copy (the best epoch's weights must not follow later updates).
-    public func cloned() -> StateDict {
+    public func cloned() throws -> StateDict {
         var out = StateDict()
-        for (k, t) in self { out.set(k, withNoGrad { t.detach().clone() }, dtype: dtype(k)) }
+        for (k, t) in self { out.set(k, try withNoGrad { try t.detach().clone() }, dtype: dtype(k)) }
         out.metadata = metadata
         return out
     }

@@ -43,7 +43,7 @@ struct BenchData: ParsableCommand {
         let full = try STL10(root: root, split: sp)
         let n = min(images, full.count)
         let ds = try full.subset(Array(0..<n))
-        let t = Compose.paperTrain(size: 96)
+        let t = try Compose.paperTrain(size: 96)
         Allocator.tuneForImages()   // what DataLoader.init does; the single-thread figure needs it too
         print("transform \(t)")
         print("images \(n)")

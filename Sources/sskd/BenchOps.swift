@@ -131,7 +131,7 @@ func makeOp(_ c: OpCase) throws -> (inputs: [Tensor], forward: () throws -> Tens
         return ([x, w, b], { try batchNorm2d(x, runningMean: rm, runningVar: rv, weight: w, bias: b, training: true) })
     case "relu6": return ([x], { try x.relu6() })
     case "silu": return ([x], { try x.silu() })
-    case "sigmoid": return ([x], { x.sigmoid() })
+    case "sigmoid": return ([x], { try x.sigmoid() })
     case "max_pool2d": return ([x], { try maxPool2d(x, kernel: [c.kernel!], stride: [c.stride!], padding: [c.padding!]) })
     case "avg_pool2d": return ([x], { try avgPool2d(x, kernel: [c.kernel!], stride: [c.stride!], padding: [c.padding!]) })
     case "adaptive_avg_pool2d": return ([x], { try adaptiveAvgPool2d(x, outputSize: [c.output!]) })

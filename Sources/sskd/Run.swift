@@ -3,30 +3,6 @@ import Foundation
 import SSKDLua
 import SSKDTrain
 
-/// Splits `--set key=value`, `--set=key=value` and `--plugins DIR` out of the arguments that
-/// follow the recipe (so they may come before or after it); the rest are positional.
-func splitRecipeArguments(_ args: [String]) throws -> (settings: [(String, String)], plugins: [String], positional: [String]) {
-    var settings: [(String, String)] = [], plugins: [String] = [], positional: [String] = []
-    var i = 0
-    func setting(_ s: String) throws -> (String, String) {
-        guard let eq = s.firstIndex(of: "="), eq != s.startIndex else { throw ValidationError("--set expects key=value, got '\(s)'") }
-        return (String(s[..<eq]), String(s[s.index(after: eq)...]))
-    }
-    while i < args.count {
-        let a = args[i]
-        if a == "--" { positional += args[(i + 1)...]; break }
-        if a == "--set" || a == "--plugins" {
-            guard i + 1 < args.count else { throw ValidationError("\(a) needs a value") }
-            if a == "--set" { settings.append(try setting(args[i + 1])) } else { plugins.append(args[i + 1]) }
-            i += 2; continue
-        }
-        if a.hasPrefix("--set=") { settings.append(try setting(String(a.dropFirst(6)))); i += 1; continue }
-        if a.hasPrefix("--plugins=") { plugins.append(String(a.dropFirst(10))); i += 1; continue }
-        positional.append(a); i += 1
-    }
-    return (settings, plugins, positional)
-}
-
 /// `sskd run recipe.lua [--set key=value ...] [--plugins DIR] [args...]`
 struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -59,8 +35,12 @@ struct Run: ParsableCommand {
         let end = arguments.firstIndex(of: "--") ?? arguments.count
         let watching = watch || arguments[..<end].contains("--watch")
         let rest = arguments.enumerated().filter { !($0.offset < end && $0.element == "--watch") }.map(\.element)
-        let (more, morePlugins, positional) = try splitRecipeArguments(rest)
-        let early = try splitRecipeArguments(settings.flatMap { ["--set", $0] })
+        let (more, morePlugins, positional): ([(String, String)], [String], [String])
+        let early: [(String, String)]
+        do {
+            (more, morePlugins, positional) = try splitRecipeArguments(rest)
+            early = try splitRecipeArguments(settings.flatMap { ["--set", $0] }).settings
+        } catch { throw ValidationError("\(error)") }
         let host = try LuaHost()
         let problems = host.loadPlugins(from: LuaHost.pluginDirectories(extra: pluginDirs + morePlugins))
         if !problems.isEmpty {
@@ -72,7 +52,7 @@ struct Run: ParsableCommand {
             var exe = [CChar](repeating: 0, count: 4097)
             if readlink("/proc/self/exe", &exe, 4096) > 0 { host.setSSKDField("executable", String(cString: exe)) }
             if watching { try host.execute("sskd.watching = true; sskd._watch_plugins()") }
-            try host.run(file: recipe, settings: early.settings + more, arguments: positional)
+            try host.run(file: recipe, settings: early + more, arguments: positional)
         } catch {
             fputs("\(error)\n", stderr)
             throw ExitCode(Interrupt.requested ? 130 : 1)

@@ -3,7 +3,7 @@ import SSKDTensor
 @testable import SSKDData
 
 final class LoaderTests: XCTestCase {
-    let augment = Compose([RandomHorizontalFlip(), RandomRotation(20), RandomCrop(height: 4, width: 5, padding: (1, 1, 1, 1)),
+    let augment = Compose([RandomHorizontalFlip(), try! RandomRotation(20), try! RandomCrop(height: 4, width: 5, padding: (1, 1, 1, 1)),
                            try! ColorJitter(brightness: 0.3, contrast: 0.3)])
 
     func collect(_ loader: DataLoader, epoch: Int) throws -> [([Float], [Int]?, [Int])] {

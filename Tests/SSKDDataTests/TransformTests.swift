@@ -43,7 +43,7 @@ final class TransformTests: XCTestCase {
         case "pad": return try TF.pad(x, left: int(p, "left"), top: int(p, "top"), right: int(p, "right"), bottom: int(p, "bottom"), fill: Float(num(p, "fill")))
         case "crop": return try TF.crop(x, top: int(p, "top"), left: int(p, "left"), height: int(p, "height"), width: int(p, "width"))
         case "resize": return try TF.resize(x, height: int(p, "height"), width: int(p, "width"))
-        case "rotate": return TF.rotate(x, angle: num(p, "angle"), fill: Float(num(p, "fill")))
+        case "rotate": return try TF.rotate(x, angle: num(p, "angle"), fill: Float(num(p, "fill")))
         case "brightness": return try TF.adjustBrightness(x, factor: Float(num(p, "factor")))
         case "contrast": return try TF.adjustContrast(x, factor: Float(num(p, "factor")))
         case "saturation": return try TF.adjustSaturation(x, factor: Float(num(p, "factor")))
@@ -96,7 +96,7 @@ final class TransformTests: XCTestCase {
     func testRandomTransformsAreSeededAndInRange() throws {
         let img = Image(try ByteImage(shape: ImageShape(channels: 3, height: 12, width: 10),
                                       pixels: (0..<360).map { UInt8($0 % 256) }))
-        let t = Compose.paperTrain(size: 12)
+        let t = try Compose.paperTrain(size: 12)
         let a = try t.apply(img, generator: Generator.derived(seed: 5, 1, 2))
         let b = try t.apply(img, generator: Generator.derived(seed: 5, 1, 2))
         let c = try t.apply(img, generator: Generator.derived(seed: 5, 1, 3))
@@ -120,7 +120,7 @@ final class TransformTests: XCTestCase {
         XCTAssertNil(try ColorJitter(brightness: 0.2).parameters(Generator(seed: 0)).contrast)
 
         // RandomCrop with padding 4 on a 12x12 image: the result is a window of the padded image.
-        let crop = RandomCrop(12, padding: 4)
+        let crop = try RandomCrop(12, padding: 4)
         let padded = try TF.pad(TF.toFloat(Image(try ByteImage(shape: ImageShape(channels: 1, height: 12, width: 12), pixels: (0..<144).map { UInt8($0 + 1) }))), left: 4, top: 4, right: 4, bottom: 4)
         var tops = Set<Int>()
         for s in 0..<100 {
@@ -151,7 +151,7 @@ final class TransformTests: XCTestCase {
             ("saturation", { try TF.adjustSaturation($0, factor: 1.4) }),
             ("hue", { try TF.adjustHue($0, factor: -0.15) }),
             ("resize", { try TF.resize($0, height: 5, width: 17) }),
-            ("rotate", { TF.rotate($0, angle: 8) }),
+            ("rotate", { try TF.rotate($0, angle: 8) }),
             ("grayscale", { try TF.rgbToGrayscale($0) }),
         ]
         for (name, op) in ops {
@@ -164,7 +164,7 @@ final class TransformTests: XCTestCase {
 
     func testRandomResizedCropAndGrayscale() throws {
         let img = Image(try ByteImage(shape: ImageShape(channels: 3, height: 30, width: 40), pixels: (0..<3600).map { UInt8($0 % 256) }))
-        let t = RandomResizedCrop(16, scale: 0.2...1)
+        let t = try RandomResizedCrop(16, scale: 0.2...1)
         for s in 0..<50 {
             let w = t.window(height: 30, width: 40, generator: Generator(seed: UInt64(s)))
             XCTAssertTrue(w.top >= 0 && w.left >= 0 && w.top + w.height <= 30 && w.left + w.width <= 40)
@@ -174,7 +174,7 @@ final class TransformTests: XCTestCase {
             XCTAssertEqual(out.shape, ImageShape(channels: 3, height: 16, width: 16))
         }
         // Impossible scale: falls back to the central crop of the allowed aspect ratio.
-        let wide = RandomResizedCrop(8, scale: 5...6).window(height: 10, width: 40, generator: Generator(seed: 1))
+        let wide = try RandomResizedCrop(8, scale: 5...6).window(height: 10, width: 40, generator: Generator(seed: 1))
         XCTAssertEqual(wide.height, 10)
         XCTAssertEqual(wide.width, 13)
         XCTAssertEqual(wide.left, 13)
@@ -193,7 +193,7 @@ final class TransformTests: XCTestCase {
         XCTAssertEqual(try TF.resize(img, height: 10, width: 20), img)
         let flat = try Image(shape: ImageShape(channels: 1, height: 7, width: 9), pixels: [Float](repeating: 0.25, count: 63))
         XCTAssertTrue(try TF.resize(flat, height: 3, width: 4).pixels.allSatisfy { abs($0 - 0.25) < 1e-6 })
-        assertDataError(["resize", "positive"]) { _ = try TF.resize(img, height: 0, width: 3) }
+        assertDataError(["resize", "must be in 1..."]) { _ = try TF.resize(img, height: 0, width: 3) }
         assertDataError(["RandomCrop", "larger"]) { _ = try RandomCrop(30).apply(img, generator: Generator(seed: 0)) }
         assertDataError(["adjust_hue"]) { _ = try TF.adjustHue(img, factor: 0.7) }
         assertDataError(["normalize", "zero"]) { _ = try TF.normalize(img, mean: [0], std: [0]) }
@@ -201,7 +201,7 @@ final class TransformTests: XCTestCase {
 
     func testMultiViewDrawsIndependentReproducibleViews() throws {
         let img = Image(try ByteImage(shape: ImageShape(channels: 3, height: 16, width: 16), pixels: (0..<768).map { UInt8(($0 * 7) % 256) }))
-        let mv = MultiView(twice: Compose.paperTrain(size: 16))
+        let mv = MultiView(twice: try Compose.paperTrain(size: 16))
         let a = try mv.apply(img, generator: Generator(seed: 3))
         let b = try mv.apply(img, generator: Generator(seed: 3))
         XCTAssertEqual(a.count, 2)

@@ -36,4 +36,5 @@ final class LuaScriptTests: XCTestCase {
     func testNN() throws { try runScript("test_nn.lua") }
     func testData() throws { try runScript("test_data.lua") }
     func testTrain() throws { try runScript("test_train.lua") }
+    func testNoCrash() throws { try runScript("test_no_crash.lua") }
 }

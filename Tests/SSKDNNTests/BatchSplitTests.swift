@@ -22,7 +22,6 @@ final class BatchSplitTests: XCTestCase {
     }
 
     func testSplitForwardMatchesWholeBatch() throws {
-        try XCTSkipUnless(kernelsAvailable(), "CNN kernels not implemented yet")
         try Runtime.setThreads(2)
         for (name, model) in [("mobilenet_v2", try reducedMobileNetV2() as Module), ("efficientnet", try reducedEfficientNet())] {
             model.eval()
@@ -39,7 +38,6 @@ final class BatchSplitTests: XCTestCase {
     }
 
     func testBatchDependentChildOrTrainingModeStopsTheSplit() throws {
-        try XCTSkipUnless(kernelsAvailable(), "CNN kernels not implemented yet")
         try Runtime.setThreads(2)
         let x = try Tensor.rand([4, 2, 3, 3], generator: Generator(seed: 1))
         // A layer that mixes samples: the result must be the whole-batch one, bit for bit.
@@ -63,7 +61,6 @@ final class BatchSplitTests: XCTestCase {
     }
 
     func testErrorInASliceIsReportedOnce() throws {
-        try XCTSkipUnless(kernelsAvailable(), "CNN kernels not implemented yet")
         try Runtime.setThreads(2)
         let model = try reducedEfficientNet()
         model.eval()

@@ -50,8 +50,3 @@ func tmpPath(_ name: String) -> String {
     return dir.appendingPathComponent(name).path
 }
 
-/// Whether the CNN kernels are available in this build (they are filled in by the kernels issue).
-func kernelsAvailable() -> Bool {
-    guard let x = try? Tensor.zeros([1, 1, 3, 3]), let w = try? Tensor.ones([1, 1, 1, 1]) else { return false }
-    return (try? conv2d(x, w)) != nil
-}

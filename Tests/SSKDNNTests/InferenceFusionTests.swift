@@ -23,7 +23,6 @@ final class InferenceFusionTests: XCTestCase {
     }
 
     func check(_ model: Module, name: String) throws {
-        try XCTSkipUnless(kernelsAvailable(), "CNN kernels not implemented yet")
         randomiseNorms(model, seed: 7)
         model.eval()
         let x = try Tensor.rand([2, 3, 40, 40], generator: Generator(seed: 3))
@@ -48,7 +47,6 @@ final class InferenceFusionTests: XCTestCase {
     /// Training with batch norm + activation fused gives the same loss, running statistics and
     /// gradients, bit for bit, as the layers one by one.
     func testTrainingBatchNormActivationFusionChangesNothing() throws {
-        try XCTSkipUnless(kernelsAvailable(), "CNN kernels not implemented yet")
         defer { BatchNorm2d.fusesActivation = true }
         for (name, make) in [("mobilenet_v2", { try reducedMobileNetV2() as Module }), ("efficientnet", { try reducedEfficientNet() as Module })] {
             let x = try Tensor.rand([3, 3, 40, 40], generator: Generator(seed: 4))
@@ -69,7 +67,6 @@ final class InferenceFusionTests: XCTestCase {
     }
 
     func testTrainingFusionIsUsedOnlyWhereItApplies() throws {
-        try XCTSkipUnless(kernelsAvailable(), "CNN kernels not implemented yet")
         defer { BatchNorm2d.fusesActivation = true }
         let x = try Tensor.rand([2, 3, 6, 6], generator: Generator(seed: 1)).requiringGrad()
         let relu6 = try Conv2dNormActivation(3, 4, kernelSize: 3, activation: { ReLU6(inplace: true) })
@@ -88,7 +85,6 @@ final class InferenceFusionTests: XCTestCase {
     }
 
     func testTrainingModeIsNeverFused() throws {
-        try XCTSkipUnless(kernelsAvailable(), "CNN kernels not implemented yet")
         let block = try Conv2dNormActivation(3, 4, kernelSize: 3, activation: { ReLU6(inplace: true) })
         let bn = block[1] as! BatchNorm2d
         let x = try Tensor.rand([2, 3, 8, 8], generator: Generator(seed: 1))

@@ -101,7 +101,7 @@ final class SafeTensorsTests: XCTestCase {
         var sd = m.stateDict()
         let before = m.stateDict()["features.0.0.weight"]!.toArray()
         var bad = StateDict()
-        for (k, t) in sd where k != "features.0.1.running_var" { bad.set(k, Tensor.zeros(like: t), dtype: sd.dtype(k)) }
+        for (k, t) in sd where k != "features.0.1.running_var" { bad.set(k, try Tensor.zeros(like: t), dtype: sd.dtype(k)) }
         bad.set("classifier.1.weight", try Tensor.zeros([5, 1280]))
         bad.set("extra.weight", try Tensor.zeros([1]))
         XCTAssertThrowsError(try m.loadStateDict(bad)) { e in

@@ -78,18 +78,18 @@ final class OptimizerTests: XCTestCase {
             let gen = Generator(seed: 9)
             let p0 = try [Tensor.randn([4, 3], generator: gen), Tensor.randn([5], generator: gen)]
             let grads = try (0..<2).map { _ in try [Tensor.randn([4, 3], generator: gen), Tensor.randn([5], generator: gen)] }
-            let a = p0.map { $0.clone().detach().requiringGrad() }
+            let a = try p0.map { try $0.clone().detach().requiringGrad() }
             let optA = try make(a)
             for (p, g) in zip(a, grads[0]) { p.grad = g }
             try optA.step()
             // Checkpoint through a safetensors file.
             var sd = StateDict()
-            optA.stateDict().write(into: &sd)
+            try optA.stateDict().write(into: &sd)
             let path = FileManager.default.temporaryDirectory.appendingPathComponent("sskd-optim-\(getpid()).safetensors").path
             try SafeTensors.write(sd, to: path)
             let restored = try OptimizerState(from: SafeTensors.read(path))
             try? FileManager.default.removeItem(atPath: path)
-            let b = a.map { $0.clone().detach().requiringGrad() }
+            let b = try a.map { try $0.clone().detach().requiringGrad() }
             let optB = try make(b)
             optB.paramGroups[0].lr = 123      // overwritten by the load
             try optB.loadStateDict(restored)

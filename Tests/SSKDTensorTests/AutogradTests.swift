@@ -52,7 +52,7 @@ final class AutogradTests: XCTestCase {
 
     func testGraphIsReleasedAfterBackward() throws {
         let x = try Tensor([1, 2]).requiringGrad()
-        let y = x.exp()
+        let y = try x.exp()
         let z = try y.sum()
         try z.backward()
         assertTensorError("backward", "second time") { try z.backward() }
@@ -75,7 +75,7 @@ final class AutogradTests: XCTestCase {
     func testDiamondGraph() throws {
         // y = 2x; z = y*y + y: dz/dx = (2y + 1) * 2, with y reaching z by two paths.
         let x = try Tensor([1, -2, 0.5]).requiringGrad()
-        let y = x.mul(2)
+        let y = try x.mul(2)
         let z = try (y * y + y).sum()
         try z.backward()
         assertClose(x.grad!, x.toArray().map { (4 * $0 + 1) * 2 })
@@ -110,13 +110,13 @@ final class AutogradTests: XCTestCase {
         // The topological sort is iterative: thousands of ops in a chain are fine.
         let x = try Tensor([1]).requiringGrad()
         var y = x
-        for _ in 0..<3000 { y = y.mul(1.0001) }
+        for _ in 0..<3000 { y = try y.mul(1.0001) }
         try y.sum().backward()
         XCTAssertEqual(Double(x.grad!.toArray()[0]), pow(1.0001, 3000), accuracy: 1e-3)
         // And a chain of 50k ops.
         let w = try Tensor([2]).requiringGrad()
         var v = w
-        for _ in 0..<50_000 { v = v.add(1) }
+        for _ in 0..<50_000 { v = try v.add(1) }
         try v.sum().backward()
         assertClose(w.grad!, [1])
     }
@@ -164,7 +164,7 @@ final class GraphLifetimeTests: XCTestCase {
         let x = try Tensor([1]).requiringGrad()
         do {
             var y = x
-            for _ in 0..<200_000 { y = y.add(0) }
+            for _ in 0..<200_000 { y = try y.add(0) }
             XCTAssertEqual(y.gradFn?.name, "add")
         }
         XCTAssertNil(x.grad)

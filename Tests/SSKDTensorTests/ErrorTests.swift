@@ -159,7 +159,7 @@ final class ErrorTests: XCTestCase {
         assertTensorError("item") { try Tensor.zeros([0]).item() }
         assertTensorError("zeros", "negative") { try Tensor.zeros([2, -1]) }
         assertTensorError("full", "negative") { try Tensor.full([-3], 1) }
-        assertTensorError("full") { try Tensor.ones([-1]) }
+        assertTensorError("ones") { try Tensor.ones([-1]) }
         assertTensorError("zeros", "too large") { try Tensor.zeros([1 << 30, 1 << 30, 1 << 30]) }
         // Larger than physical memory: a thrown error, not a dead allocator.
         assertTensorError("zeros", "memory") { try Tensor.zeros([1 << 39]) }
@@ -174,9 +174,9 @@ final class ErrorTests: XCTestCase {
         assertTensorError("arange") { try Tensor.arange(0, .infinity) }
         assertTensorError("arange", "too many") { try Tensor.arange(0, 1e30) }
         assertTensorError("uniform") { try Tensor.uniform([2], low: 1, high: 0) }
-        assertTensorError("uniform") { try Tensor.rand([-2]) }
+        assertTensorError("rand") { try Tensor.rand([-2]) }
         assertTensorError("normal", "std") { try Tensor.normal([2], mean: 0, std: -1) }
-        assertTensorError("normal") { try Tensor.randn([-1, 2]) }
+        assertTensorError("randn") { try Tensor.randn([-1, 2]) }
         assertTensorError("copy_", "[4]") { try a.copy_(from: b) }
         assertTensorError("set_num_threads") { try Runtime.setThreads(0) }
         assertTensorError("Generator.setState") { try Generator(seed: 1).setState([1, 2]) }

@@ -4,7 +4,7 @@ import XCTest
 final class InPlaceActivationTests: XCTestCase {
     func testInPlaceActivationsMatchOutOfPlace() throws {
         let cases: [(String, (Tensor) throws -> Tensor, (Tensor) throws -> Tensor)] = [
-            ("relu", { $0.relu() }, { try $0.relu_() }),
+            ("relu", { try $0.relu() }, { try $0.relu_() }),
             ("relu6", { try $0.relu6() }, { try $0.relu6_() }),
             ("silu", { try $0.silu() }, { try $0.silu_() }),
             ("hardswish", { try $0.hardswish() }, { try $0.hardswish_() }),

@@ -234,7 +234,7 @@ final class KernelsBehaviourTests: XCTestCase {
                 XCTAssertNil(mismatch(cached[k], unaligned[k]), "\(name) at \(threads) threads: unaligned output")
             }
             // In place (relu6_ and silu_ pass y == x).
-            let a = x.clone(), b = x.clone()
+            let a = try x.clone(), b = try x.clone()
             streamingFootprintBytes = Int.max
             try a.relu6_(); try a.silu_()
             streamingFootprintBytes = 0
@@ -252,7 +252,7 @@ final class KernelsBehaviourTests: XCTestCase {
                     var all: [Float] = []
                     for activation: FusedActivation? in [nil, .relu6, .silu] {
                         for training in [false, true] {
-                            let xg = xb.clone().requiringGrad(), wg = w.clone().requiringGrad(), bg = bb.clone().requiringGrad()
+                            let xg = try xb.clone().requiringGrad(), wg = try w.clone().requiringGrad(), bg = try bb.clone().requiringGrad()
                             let y = try batchNorm2d(xg, runningMean: rm.clone(), runningVar: rv.clone(), weight: wg, bias: bg,
                                                     training: training, activation: activation)
                             try (y * dyb).sum().backward()

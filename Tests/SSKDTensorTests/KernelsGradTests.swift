@@ -187,7 +187,7 @@ final class KernelsGradTests: XCTestCase {
                                 y = try batchNorm2d(x, runningMean: rm, runningVar: rv, weight: w, bias: b, training: training, activation: act)
                             } else {
                                 y = try batchNorm2d(x, runningMean: rm, runningVar: rv, weight: w, bias: b, training: training)
-                                switch act { case .relu: y = y.relu(); case .relu6: y = try y.relu6(); case .silu: y = try y.silu() }
+                                switch act { case .relu: y = try y.relu(); case .relu6: y = try y.relu6(); case .silu: y = try y.silu() }
                             }
                             try (y * dy).sum().backward()
                             return [y.toArray(), rm.toArray(), rv.toArray(), x.grad!.toArray(), w?.grad?.toArray() ?? [], b?.grad?.toArray() ?? []]

@@ -149,7 +149,7 @@ final class ShapeOpsGradTests: XCTestCase {
         XCTAssertFalse(p.storage === x.storage)
         let d = x.detach()
         XCTAssertTrue(d.storage === x.storage)
-        let c = x.clone()
+        let c = try x.clone()
         XCTAssertFalse(c.storage === x.storage)
         XCTAssertEqual(c.toArray(), x.toArray())
     }

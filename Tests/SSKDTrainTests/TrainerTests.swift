@@ -125,7 +125,7 @@ final class TrainerTests: XCTestCase {
         t.loss = { s, _, y, _, _ in
             calls += 1
             let ce = try s.crossEntropy(y!)
-            return calls == 4 + 3 ? ce.mul(.nan) : ce   // epoch 1 (4 batches per epoch), batch 2
+            return calls == 4 + 3 ? try ce.mul(.nan) : ce   // epoch 1 (4 batches per epoch), batch 2
         }
         XCTAssertThrowsError(try t.fit()) { err in
             let msg = "\(err)"

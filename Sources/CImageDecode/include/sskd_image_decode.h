@@ -12,12 +12,14 @@ extern "C" {
 
 /// Decodes a PNG file to 8-bit interleaved pixels with 1 (gray), 3 (RGB) or 4 (RGBA) channels
 /// as stored (gray+alpha comes back as RGBA). `*out` is malloc'ed; free with sskd_image_free.
-int sskd_png_decode(const char *path, unsigned char **out, int *width, int *height, int *channels,
+/// An image whose pixels need more than `max_bytes` is an error before anything is allocated.
+int sskd_png_decode(const char *path, size_t max_bytes, unsigned char **out, int *width, int *height, int *channels,
                     char *err, size_t errlen);
 
 /// Decodes a baseline or progressive JPEG to 8-bit interleaved pixels with 1 (grayscale) or
 /// 3 (RGB) channels. A truncated or corrupt stream is an error (libjpeg would only warn).
-int sskd_jpeg_decode(const char *path, unsigned char **out, int *width, int *height, int *channels,
+/// An image whose pixels need more than `max_bytes` is an error before anything is allocated.
+int sskd_jpeg_decode(const char *path, size_t max_bytes, unsigned char **out, int *width, int *height, int *channels,
                      char *err, size_t errlen);
 
 /// Writes 8-bit interleaved pixels (1, 3 or 4 channels) as a PNG file.

@@ -117,7 +117,12 @@ func lastLevelCacheBytes() -> Int {
     return s
 }
 
-/// `[v]` or `[vh, vw]` -> (vh, vw), each >= `minimum`.
+/// The largest kernel size, stride, padding, dilation or output size an op accepts (2^31 - 1,
+/// PyTorch's int32 bound for these). With every such argument and every dimension (at most 2^40)
+/// bounded, the geometry formulas (sums of a few terms, products of two) cannot overflow an Int.
+let maxSizeArgument = Int(Int32.max)
+
+/// `[v]` or `[vh, vw]` -> (vh, vw), each in `minimum ... maxSizeArgument`.
 func pair(_ v: [Int], _ name: String, op: String, minimum: Int) throws -> (Int, Int) {
     let r: (Int, Int)
     switch v.count {
@@ -128,10 +133,14 @@ func pair(_ v: [Int], _ name: String, op: String, minimum: Int) throws -> (Int, 
     guard r.0 >= minimum && r.1 >= minimum else {
         throw TensorError(op, "\(name) must be >= \(minimum), got \(v)")
     }
+    guard r.0 <= maxSizeArgument && r.1 <= maxSizeArgument else {
+        throw TensorError(op, "\(name) must be at most \(maxSizeArgument), got \(v)")
+    }
     return r
 }
 
-/// `[p]`, `[ph, pw]` or `[top, bottom, left, right]` -> (top, bottom, left, right), each >= 0.
+/// `[p]`, `[ph, pw]` or `[top, bottom, left, right]` -> (top, bottom, left, right), each in
+/// `0 ... maxSizeArgument`.
 func quad(_ v: [Int], _ name: String, op: String) throws -> (Int, Int, Int, Int) {
     let r: (Int, Int, Int, Int)
     switch v.count {
@@ -141,6 +150,7 @@ func quad(_ v: [Int], _ name: String, op: String) throws -> (Int, Int, Int, Int)
     default: throw TensorError(op, "\(name) must have 1, 2 or 4 entries, got \(v)")
     }
     guard r.0 >= 0 && r.1 >= 0 && r.2 >= 0 && r.3 >= 0 else { throw TensorError(op, "\(name) must be >= 0, got \(v)") }
+    guard Swift.max(r.0, r.1, r.2, r.3) <= maxSizeArgument else { throw TensorError(op, "\(name) must be at most \(maxSizeArgument), got \(v)") }
     return r
 }
 
