@@ -57,7 +57,8 @@ let targets: [String: (Data) throws -> Void] = [
     },
     "checkpoint": { data in
         let c = try Checkpoint.read(write(data, "fuzz.ckpt.safetensors"))
-        _ = try? c.restore(model: probeModel, optimizer: nil, scheduler: nil)
+        let opt = try Adam(probeModel.parameters(), lr: 0.01)
+        _ = try? c.restore(model: probeModel, optimizer: opt, scheduler: try LRScheduler(opt, .step(stepSize: 2, gamma: 0.5)))
     },
     "idx": { data in
         let images = write(data, "images-idx3-ubyte")
@@ -206,12 +207,19 @@ func LLVMFuzzerRunDriver(_ argc: UnsafeMutablePointer<Int32>, _ argv: UnsafeMuta
 /// with TARGET removed from the arguments.
 @_cdecl("sskd_fuzz_main")
 public func fuzzMain(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
-    guard argc >= 2, let argv, let name = argv[1].map({ String(cString: $0) }), let t = targets[name] else { usage() }
+    // libFuzzer re-runs this binary for -merge and -fork with the flags only: the target then
+    // comes from SSKD_FUZZ_TARGET, which the first run sets.
+    guard let argv else { usage() }
+    let first = argc >= 2 ? argv[1].map { String(cString: $0) } : nil
+    let fromArgs = first.flatMap { targets[$0] != nil ? $0 : nil }
+    guard let name = fromArgs ?? ProcessInfo.processInfo.environment["SSKD_FUZZ_TARGET"], let t = targets[name] else { usage() }
+    setenv("SSKD_FUZZ_TARGET", name, 1)
     selected = t
+    let skip = fromArgs == nil ? 1 : 2
     // Readers must refuse what does not fit well below libFuzzer's -rss_limit_mb (scripts/fuzz.sh: 2 GB).
     if MemoryLimit.cap == nil { MemoryLimit.cap = 1 << 30 }
-    var args: [UnsafeMutablePointer<CChar>?] = [argv[0]] + (2..<Int(argc)).map { argv[$0] } + [nil]
-    var n = argc - 1
+    var args: [UnsafeMutablePointer<CChar>?] = [argv[0]] + (skip..<Int(argc)).map { argv[$0] } + [nil]
+    var n = argc - Int32(skip - 1)
     return args.withUnsafeMutableBufferPointer { buf in
         var p: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = buf.baseAddress
         return LLVMFuzzerRunDriver(&n, &p) { bytes, count in fuzzOne(bytes, count) }

@@ -151,7 +151,8 @@ public final class LRScheduler {
 
     /// Restores `stateDict()` and re-applies the learning rates of that step.
     public func loadStateDict(_ s: [String: Double]) throws {
-        guard let e = s["last_epoch"], e >= 0, e == e.rounded() else { throw TensorError("lr_scheduler.load_state_dict", "missing or invalid last_epoch") }
+        // Bounded before Int(): the value comes from a checkpoint file.
+        guard let e = s["last_epoch"], e >= 0, e <= 1e15, e == e.rounded() else { throw TensorError("lr_scheduler.load_state_dict", "missing or invalid last_epoch") }
         var bases: [Double] = []
         for i in baseLRs.indices {
             guard let b = s["base_lrs.\(i)"] else { throw TensorError("lr_scheduler.load_state_dict", "missing base_lrs.\(i)") }

@@ -8,12 +8,10 @@ import SSKDTensor
 /// eval logits, train logits, loss, every gradient, BN buffers, Adam and SGD-momentum steps.
 final class ModelParityTests: XCTestCase {
     func testMobileNetV2MatchesTorchvision() throws {
-        guard kernelsAvailable() else { throw XCTSkip("CNN kernels not merged yet") }
         assertParity(try measureParity(ParityFixture(path: try fixturePath("parity_mobilenet_v2.safetensors"))), "mobilenet_v2 (reduced)")
     }
 
     func testEfficientNetMatchesTorchvision() throws {
-        guard kernelsAvailable() else { throw XCTSkip("CNN kernels not merged yet") }
         assertParity(try measureParity(ParityFixture(path: try fixturePath("parity_efficientnet.safetensors"))), "efficientnet (reduced)")
     }
 }

@@ -157,6 +157,10 @@ final class ScheduleTests: XCTestCase {
         XCTAssertEqual(s2.lastEpoch, 7)
         XCTAssertEqual(opt2.paramGroups[0].lr, lr7)
         XCTAssertThrowsError(try s2.loadStateDict([:]))
+        // A checkpoint's last_epoch beyond any Int (found by reading the checkpoint path for
+        // traps) is an error, not Int()'s trap.
+        XCTAssertThrowsError(try s2.loadStateDict(["last_epoch": 1e300, "base_lrs.0": 0.1]))
+        XCTAssertThrowsError(try s2.loadStateDict(["last_epoch": .nan, "base_lrs.0": 0.1]))
         XCTAssertThrowsError(try LRScheduler(opt, .step(stepSize: 0)))
         XCTAssertThrowsError(try LRScheduler(opt, .cosine(totalSteps: 5, warmupSteps: 5)))
     }

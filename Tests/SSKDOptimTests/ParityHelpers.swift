@@ -22,10 +22,6 @@ func relError(_ a: Tensor, _ b: Tensor) -> Float {
     return scale == 0 ? diff : diff / scale
 }
 
-func kernelsAvailable() -> Bool {
-    guard let x = try? Tensor.zeros([1, 1, 3, 3]), let w = try? Tensor.ones([1, 1, 1, 1]) else { return false }
-    return (try? conv2d(x, w)) != nil
-}
 
 /// One model's torchvision reference (written by scripts/reference/nn_parity.py).
 struct ParityFixture {
