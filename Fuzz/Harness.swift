@@ -22,13 +22,12 @@ import SSKDNN
 import SSKDTensor
 import SSKDTrain
 
-/// A scratch folder for the files a harness writes (tmpfs when there is one).
+/// A scratch folder for the files a harness writes (tmpfs when there is one), removed at exit.
+let scratchPath = "\(FileManager.default.fileExists(atPath: "/dev/shm") ? "/dev/shm" : NSTemporaryDirectory())/sskd-fuzz-\(getpid())"
 let scratch: String = {
-    let base = FileManager.default.fileExists(atPath: "/dev/shm") ? "/dev/shm" : NSTemporaryDirectory()
-    let dir = "\(base)/sskd-fuzz-\(getpid())"
-    try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-    atexit { try? FileManager.default.removeItem(atPath: "\(FileManager.default.fileExists(atPath: "/dev/shm") ? "/dev/shm" : NSTemporaryDirectory())/sskd-fuzz-\(getpid())") }
-    return dir
+    try? FileManager.default.createDirectory(atPath: scratchPath, withIntermediateDirectories: true)
+    atexit { try? FileManager.default.removeItem(atPath: scratchPath) }
+    return scratchPath
 }()
 
 func write(_ bytes: Data, _ name: String) -> String {

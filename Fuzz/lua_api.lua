@@ -127,7 +127,6 @@ local function describe(v)
     return "{" .. table.concat(parts, ", ") .. "}"
   end
   if t == "userdata" then
-    local ok, s = pcall(tostring, v)
     local mt = getmetatable(v)
     local tn = mt and rawget(mt, "__name") or "userdata"
     if tn == "Tensor" then local ok2, sh = pcall(function() return v.shape end) return "Tensor" .. (ok2 and describe(sh) or "?") end

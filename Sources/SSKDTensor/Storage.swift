@@ -48,17 +48,12 @@ public enum MemoryLimit {
         return pages > 0 && size > 0 ? pages * size : 0
     }()
 
-    nonisolated(unsafe) private static var _cap: Int? = {
+    /// The user's cap on bytes held by tensors (from `SSKD_MAX_MEMORY`; nil: none). Settable for
+    /// tests and the fuzzer. An unparseable `SSKD_MAX_MEMORY` counts as unset; `sskd` reports it.
+    nonisolated(unsafe) public static var cap: Int? = {
         guard let raw = getenv("SSKD_MAX_MEMORY") else { return nil }
         return parseBytes(String(cString: raw))
     }()
-
-    /// The user's cap on bytes held by tensors (from `SSKD_MAX_MEMORY`; nil: none). Settable for
-    /// tests and the fuzzer. An unparseable `SSKD_MAX_MEMORY` counts as unset; `sskd` reports it.
-    public static var cap: Int? {
-        get { _cap }
-        set { _cap = newValue }
-    }
 
     /// What is wrong with `SSKD_MAX_MEMORY`, when it is set but cannot be read (nil otherwise).
     public static var environmentProblem: String? {
@@ -119,7 +114,7 @@ public enum MemoryLimit {
     /// The largest single request `check` would grant now (bytes).
     public static var largestRequest: Int {
         var limit = physicalBytes > 0 ? physicalBytes : maxElements * 8
-        if let cap = _cap { limit = Swift.min(limit, Swift.max(0, cap - MemoryStats.liveBytes)) }
+        if let cap = cap { limit = Swift.min(limit, Swift.max(0, cap - MemoryStats.liveBytes)) }
         return limit
     }
 
@@ -131,7 +126,7 @@ public enum MemoryLimit {
         if physicalBytes > 0 && bytes > physicalBytes {
             throw TensorError(op, "needs \(format(bytes)), more than this machine's memory (\(format(physicalBytes)))")
         }
-        if let cap = _cap {
+        if let cap = cap {
             let live = MemoryStats.liveBytes
             if live + bytes > cap {
                 throw TensorError(op, "needs \(format(bytes)) with \(format(live)) already held by tensors, more than SSKD_MAX_MEMORY allows (\(format(cap)))")

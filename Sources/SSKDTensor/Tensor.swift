@@ -131,25 +131,20 @@ func validateShape(_ shape: [Int], op: String) throws {
 
 extension Tensor {
     /// Zeros of the given shape (`[]` is a scalar).
-    public static func zeros(_ shape: [Int]) throws -> Tensor {
-        try validateShape(shape, op: "zeros")
-        return try Tensor(shape)
-    }
+    // Each creation function names itself in the errors of `Tensor.init(_:zeroed:op:)`, which
+    // checks the shape and the memory once.
 
-    public static func ones(_ shape: [Int]) throws -> Tensor {
-        try validateShape(shape, op: "ones")
-        return try full(shape, 1)
-    }
+    public static func zeros(_ shape: [Int]) throws -> Tensor { try Tensor(shape, op: "zeros") }
+
+    public static func ones(_ shape: [Int]) throws -> Tensor { try filled(shape, 1, op: "ones") }
 
     /// An uninitialised tensor (like `torch.empty`), for code that writes every element next.
-    public static func empty(_ shape: [Int]) throws -> Tensor {
-        try validateShape(shape, op: "empty")
-        return try Tensor(shape, zeroed: false)
-    }
+    public static func empty(_ shape: [Int]) throws -> Tensor { try Tensor(shape, zeroed: false, op: "empty") }
 
-    public static func full(_ shape: [Int], _ value: Float) throws -> Tensor {
-        try validateShape(shape, op: "full")
-        let t = try Tensor(shape, zeroed: false)
+    public static func full(_ shape: [Int], _ value: Float) throws -> Tensor { try filled(shape, value, op: "full") }
+
+    private static func filled(_ shape: [Int], _ value: Float, op: String) throws -> Tensor {
+        let t = try Tensor(shape, zeroed: false, op: op)
         t.data.update(repeating: value, count: t.count)
         return t
     }
@@ -178,8 +173,7 @@ extension Tensor {
     /// A tensor from row-major values and a shape (default: 1-D).
     public convenience init(_ values: [Float], shape: [Int]? = nil) throws {
         let shape = shape ?? [values.count]
-        try validateShape(shape, op: "tensor")
-        let n = shape.reduce(1, *)
+        let n = try MemoryLimit.checkedCount(shape, op: "tensor")
         guard n == values.count else { throw TensorError("tensor", "\(values.count) values do not fill shape \(fmt(shape)) (\(n) elements)") }
         try self.init(shape, zeroed: false)
         if n > 0 { values.withUnsafeBufferPointer { data.update(from: $0.baseAddress!, count: n) } }
@@ -194,31 +188,35 @@ extension Tensor {
 
     /// Uniform in [0, 1).
     public static func rand(_ shape: [Int], generator: Generator = .default) throws -> Tensor {
-        try validateShape(shape, op: "rand")
-        return try uniform(shape, low: 0, high: 1, generator: generator)
+        try uniform(shape, low: 0, high: 1, generator: generator, op: "rand")
     }
 
     /// Standard normal.
     public static func randn(_ shape: [Int], generator: Generator = .default) throws -> Tensor {
-        try validateShape(shape, op: "randn")
-        return try normal(shape, mean: 0, std: 1, generator: generator)
+        try normal(shape, mean: 0, std: 1, generator: generator, op: "randn")
     }
 
     /// Uniform in [low, high).
     public static func uniform(_ shape: [Int], low: Float, high: Float, generator: Generator = .default) throws -> Tensor {
-        guard low.isFinite, high.isFinite, low <= high else { throw TensorError("uniform", "need finite low <= high, got \(low), \(high)") }
-        try validateShape(shape, op: "uniform")
-        let t = try Tensor(shape)
+        try uniform(shape, low: low, high: high, generator: generator, op: "uniform")
+    }
+
+    /// Normal with the given mean and standard deviation.
+    public static func normal(_ shape: [Int], mean: Float, std: Float, generator: Generator = .default) throws -> Tensor {
+        try normal(shape, mean: mean, std: std, generator: generator, op: "normal")
+    }
+
+    private static func uniform(_ shape: [Int], low: Float, high: Float, generator: Generator, op: String) throws -> Tensor {
+        guard low.isFinite, high.isFinite, low <= high else { throw TensorError(op, "need finite low <= high, got \(low), \(high)") }
+        let t = try Tensor(shape, zeroed: false, op: op)
         let span = high - low
         for i in 0..<t.count { t.data[i] = low + span * generator.nextFloat() }
         return t
     }
 
-    /// Normal with the given mean and standard deviation.
-    public static func normal(_ shape: [Int], mean: Float, std: Float, generator: Generator = .default) throws -> Tensor {
-        guard mean.isFinite, std.isFinite, std >= 0 else { throw TensorError("normal", "need finite mean and std >= 0, got mean \(mean), std \(std)") }
-        try validateShape(shape, op: "normal")
-        let t = try Tensor(shape)
+    private static func normal(_ shape: [Int], mean: Float, std: Float, generator: Generator, op: String) throws -> Tensor {
+        guard mean.isFinite, std.isFinite, std >= 0 else { throw TensorError(op, "need finite mean and std >= 0, got mean \(mean), std \(std)") }
+        let t = try Tensor(shape, zeroed: false, op: op)
         for i in 0..<t.count { t.data[i] = mean + std * generator.nextNormal() }
         return t
     }
@@ -226,8 +224,7 @@ extension Tensor {
     /// The `n x n` identity matrix (`m` columns when given), like `torch.eye`.
     public static func eye(_ n: Int, _ m: Int? = nil) throws -> Tensor {
         let cols = m ?? n
-        try validateShape([n, cols], op: "eye")
-        let t = try Tensor([n, cols])
+        let t = try Tensor([n, cols], op: "eye")
         for i in 0..<Swift.min(n, cols) { t.data[i * cols + i] = 1 }
         return t
     }

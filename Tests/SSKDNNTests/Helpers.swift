@@ -50,3 +50,12 @@ func tmpPath(_ name: String) -> String {
     return dir.appendingPathComponent(name).path
 }
 
+/// Asserts that `body` throws an error whose text contains every one of `parts`.
+func assertErrorContains<T>(_ parts: [String], file: StaticString = #filePath, line: UInt = #line, _ body: () throws -> T) {
+    do {
+        _ = try body()
+        XCTFail("expected an error containing \(parts)", file: file, line: line)
+    } catch {
+        for p in parts { XCTAssertTrue("\(error)".contains(p), "'\(p)' not in: \(error)", file: file, line: line) }
+    }
+}
