@@ -1,6 +1,7 @@
 // swift-tools-version:6.0
 // sskd: layers import downward only (see README "Architecture").
 //   sskd (CLI) -> SSKDLua -> SSKDTrain -> SSKDData, SSKDOptim -> SSKDNN -> SSKDTensor -> COpenBLAS
+//                       \-> SSKDExport (ONNX, over swift-protobuf) -> SSKDNN
 import PackageDescription
 
 // Release builds: AVX2 + FMA (haswell) and no exclusivity checks in the hot loops.
@@ -19,9 +20,11 @@ let package = Package(
         .library(name: "SSKDTensor", targets: ["SSKDTensor"]),
         .library(name: "SSKDNN", targets: ["SSKDNN"]),
         .library(name: "SSKDLua", targets: ["SSKDLua"]),
+        .library(name: "SSKDExport", targets: ["SSKDExport"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     ],
     targets: [
         // System libraries (Debian: libopenblas-dev, liblua5.4-dev, libpng-dev, libjpeg-dev, zlib1g-dev, libedit-dev, libssl-dev).
@@ -37,13 +40,17 @@ let package = Package(
         .target(name: "SSKDOptim", dependencies: ["SSKDNN", "SSKDTensor"], swiftSettings: fast),
         .target(name: "SSKDData", dependencies: ["SSKDTensor", "CImageCodecs", "CImageDecode"], swiftSettings: fast),
         .target(name: "SSKDTrain", dependencies: ["SSKDData", "SSKDOptim", "SSKDNN", "SSKDTensor", "CImageCodecs", "COpenSSL"], swiftSettings: fast),
+        // ONNX export: the protobuf types are generated from the official onnx.proto3 by
+        // scripts/gen_onnx_proto.sh and committed (Generated/).
+        .target(name: "SSKDExport", dependencies: ["SSKDNN", "SSKDTensor", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+                swiftSettings: fast),
         // Our own C code: trampolines that raise Lua errors after Swift has returned, and image
         // decoding whose setjmp/longjmp error handling stays inside C.
         .target(name: "CLuaShim", dependencies: ["CLua"], cSettings: fastC),
         .target(name: "CImageDecode", dependencies: ["CImageCodecs"], cSettings: fastC),
-        .target(name: "SSKDLua", dependencies: ["CLuaShim", "CLua", "CEditLine", "SSKDTrain", "SSKDData", "SSKDOptim", "SSKDNN", "SSKDTensor"], swiftSettings: fast),
+        .target(name: "SSKDLua", dependencies: ["CLuaShim", "CLua", "CEditLine", "SSKDExport", "SSKDTrain", "SSKDData", "SSKDOptim", "SSKDNN", "SSKDTensor"], swiftSettings: fast),
         .executableTarget(name: "sskd", dependencies: [
-            "SSKDLua", "SSKDTrain", "SSKDData", "SSKDOptim", "SSKDNN", "SSKDTensor",
+            "SSKDLua", "SSKDExport", "SSKDTrain", "SSKDData", "SSKDOptim", "SSKDNN", "SSKDTensor",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: fast),
         // libFuzzer harnesses for every reader of outside bytes (scripts/fuzz.sh builds them with
@@ -57,6 +64,7 @@ let package = Package(
         .testTarget(name: "SSKDOptimTests", dependencies: ["SSKDOptim", "SSKDNN", "SSKDTensor"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SSKDDataTests", dependencies: ["SSKDData", "SSKDTensor", "CImageCodecs"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SSKDTrainTests", dependencies: ["SSKDTrain", "SSKDData", "SSKDOptim", "SSKDNN", "SSKDTensor"]),
+        .testTarget(name: "SSKDExportTests", dependencies: ["SSKDExport", "SSKDLua", "SSKDData", "SSKDNN", "SSKDTensor"]),
         .testTarget(name: "SSKDLuaTests", dependencies: ["SSKDLua", "SSKDData", "SSKDTensor"], resources: [.copy("lua")]),
     ],
     swiftLanguageModes: [.v5]

@@ -2,6 +2,7 @@
 // architectures), and the Module methods (call, parameters, train/eval, summary, save/load).
 import CLua
 import CLuaShim
+import SSKDExport
 import SSKDNN
 import SSKDTensor
 import SSKDTrain
@@ -192,6 +193,28 @@ enum NNBindings {
             c.pushString(try m.loadStateDict(sd, strict: strict).description); return 1
         }
         M.method("save", "m:save(path)", "writes the state dict as safetensors") { c, m in try m.save(try c.string(2)); return 0 }
+        M.method("export_onnx", "m:export_onnx(path, {input = {1, 3, 96, 96} [, dynamic_batch = true, opset = 17, fold_batchnorm = false]}) -> summary",
+                 "writes the eval-mode model as ONNX, traced on a random input of that shape; summary: {path, bytes, nodes, initializers, ops = {Conv = n, ...}}") { c, m in
+            let path = try c.string(2)
+            let o = try c.options(3)
+            guard let shape = try o.ints("input") else { throw LuaError("export_onnx: option 'input' (the input shape, e.g. {1, 3, 96, 96}) is required") }
+            let options = ONNXExport.Options(inputShape: shape, dynamicBatch: try o.bool("dynamic_batch", default: true),
+                                             opset: try o.int("opset", default: 17),
+                                             inputName: try o.string("input_name") ?? "input", outputName: try o.string("output_name") ?? "logits",
+                                             foldBatchNorm: try o.bool("fold_batchnorm", default: false))
+            try o.finish()
+            let s = try ONNXExport.export(m, to: path, options: options)
+            lua_createtable(c.L, 0, 6)
+            c.pushString(s.path); c.setRawField(-2, "path")
+            c.push(s.bytes); c.setRawField(-2, "bytes")
+            c.push(s.nodes); c.setRawField(-2, "nodes")
+            c.push(s.initializers); c.setRawField(-2, "initializers")
+            c.push(ints: s.outputShape); c.setRawField(-2, "output_shape")
+            lua_createtable(c.L, 0, Int32(s.opCounts.count))
+            for (k, n) in s.opCounts { c.push(n); c.setRawField(-2, k) }
+            c.setRawField(-2, "ops")
+            return 1
+        }
         M.method("fingerprint", "m:fingerprint() -> string", "SHA-256 (hex) of the state dict: names, shapes and values (the same weights give the same string)") { c, m in
             c.pushString(Fingerprint.stateDict(m.stateDict())); return 1
         }

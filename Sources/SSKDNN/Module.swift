@@ -152,6 +152,13 @@ open class Module: CustomStringConvertible {
     /// forward's up to float rounding (a slice's products have other shapes). Part of
     /// `InferenceFusion`; never while a summary or the profiler is recording.
     public func callAsFunction(_ x: Tensor) throws -> Tensor {
+        if let trace = ModuleTrace.observer {
+            trace.enter(self)
+            let y: Tensor
+            do { y = try forward(x) } catch { trace.exit(self, input: x, output: nil); throw error }
+            trace.exit(self, input: x, output: y)
+            return y
+        }
         if let slices = InferenceFusion.batchSlices(self, x) { return try forwardSplittingBatch(x, slices: slices) }
         let y = try forward(x)
         if let rec = SummaryRecorder.active { rec.record(self, input: x, output: y) }
@@ -219,3 +226,16 @@ func pyFloat(_ v: Double) -> String {
 func pyTuple(_ v: [Int]) -> String { v.count == 1 ? "(\(v[0]),)" : "(" + v.map(String.init).joined(separator: ", ") + ")" }
 
 func pyBool(_ b: Bool) -> String { b ? "True" : "False" }
+
+/// Sees every module call as it starts and ends: how exporters (ONNX) learn which layer made
+/// which tensor. Off (nil) except inside a trace, which runs unfused and unsplit (`callAsFunction`
+/// skips the batch split while it is set).
+public protocol ModuleTraceObserver: AnyObject {
+    func enter(_ module: Module)
+    /// `output` is nil when the forward threw.
+    func exit(_ module: Module, input: Tensor, output: Tensor?)
+}
+
+public enum ModuleTrace {
+    nonisolated(unsafe) public static var observer: ModuleTraceObserver?
+}

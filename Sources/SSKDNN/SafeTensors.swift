@@ -204,16 +204,7 @@ public enum SafeTensors {
     /// so a crash mid-write never leaves a truncated checkpoint.
     public static func write(_ sd: StateDict, to path: String) throws {
         let data = try encode(sd)
-        let url = URL(fileURLWithPath: path)
-        // Unique per process and call: two writers of one path never share a temporary file.
-        let tmp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())-\(UUID().uuidString.prefix(8))")
-        do { try data.write(to: tmp) }
-        catch { throw SafeTensorsError(path, "cannot write temporary file \(tmp.path): \(error.localizedDescription)") }
-        guard rename(tmp.path, url.path) == 0 else {
-            let err = String(cString: strerror(errno))
-            try? FileManager.default.removeItem(at: tmp)
-            throw SafeTensorsError(path, "cannot rename temporary file into place: \(err)")
-        }
+        do { try AtomicFile.write(data, to: path) } catch let e as AtomicFile.Failure { throw SafeTensorsError(path, e.message) }
     }
 
     /// `s` as a JSON string literal (quotes and escapes); shared with the trainer's metric files.
@@ -246,5 +237,27 @@ extension Module {
     @discardableResult
     public func load(_ path: String, strict: Bool = true) throws -> LoadReport {
         try loadStateDict(SafeTensors.read(path), strict: strict)
+    }
+}
+
+/// Whole-file writes that never leave a half-written file: the bytes go to a temporary file
+/// beside `path` (unique per process and call, so two writers of one path never share it), which
+/// is then renamed over `path`. A failure leaves an existing file untouched.
+public enum AtomicFile {
+    public struct Failure: Error, CustomStringConvertible {
+        public let path: String, message: String
+        public var description: String { "cannot write \(path): \(message)" }
+    }
+
+    public static func write(_ data: Data, to path: String) throws {
+        let url = URL(fileURLWithPath: path)
+        let tmp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())-\(UUID().uuidString.prefix(8))")
+        do { try data.write(to: tmp) }
+        catch { throw Failure(path: path, message: "cannot write temporary file \(tmp.path): \(error.localizedDescription)") }
+        guard rename(tmp.path, url.path) == 0 else {
+            let err = String(cString: strerror(errno))
+            try? FileManager.default.removeItem(at: tmp)
+            throw Failure(path: path, message: "cannot rename temporary file into place: \(err)")
+        }
     }
 }

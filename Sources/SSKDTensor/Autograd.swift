@@ -78,9 +78,13 @@ public func withNoGrad<T>(_ body: () throws -> T) rethrows -> T {
 /// Records `out` as the result of op `name` on `inputs` when grad mode is on and any input
 /// requires grad. `backward` receives d(loss)/d(out) (shaped like `out`) and returns one gradient
 /// per input, in order, each shaped like its input (or nil). It runs with grad mode off.
+/// `attributes` are the op's settings that its inputs' and output's shapes do not tell (a scalar
+/// operand, reduced axes); they are evaluated only while an `OpTrace` observer is set.
 @inline(__always)
-public func record(_ out: Tensor, _ name: String, _ inputs: [Tensor], _ backward: @escaping (Tensor) throws -> [Tensor?]) -> Tensor {
+public func record(_ out: Tensor, _ name: String, _ inputs: [Tensor], attributes: @autoclosure () -> OpTrace.Attributes = [:],
+                   _ backward: @escaping (Tensor) throws -> [Tensor?]) -> Tensor {
     if Profiler.enabled { Profiler.forwardOp(name, inputs, out) }
+    if let observer = OpTrace.observer { observer(name, inputs, out, attributes()) }
     guard GradMode.isEnabled, inputs.contains(where: { $0.requiresGrad }) else { return out }
     // An op that hands back one of its inputs unchanged gets a fresh alias to record on;
     // recording on the input itself would make it its own parent.
@@ -171,4 +175,21 @@ extension Tensor {
         own.data.update(from: g.data, count: g.count)
         leaf.grad = own
     }
+}
+
+/// A setting of a traced op (see `OpTrace`).
+public enum OpAttribute: Equatable, Sendable {
+    case int(Int)
+    case ints([Int])
+    case float(Float)
+    case bool(Bool)
+}
+
+/// Sees every op as it runs, with or without grad mode: how exporters (ONNX) trace a forward.
+/// Off (nil) except inside a trace; then one call per op on the tracing thread. The observer
+/// must not run ops itself.
+public enum OpTrace {
+    public typealias Attributes = [String: OpAttribute]
+    public typealias Observer = (_ name: String, _ inputs: [Tensor], _ output: Tensor, _ attributes: Attributes) -> Void
+    nonisolated(unsafe) public static var observer: Observer?
 }

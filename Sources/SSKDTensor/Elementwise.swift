@@ -66,7 +66,7 @@ extension Tensor {
         if e == 2 { out = try unaryMap(self) { $0 * $0 } }
         else if e == 0.5 { out = try unaryMap(self) { $0.squareRoot() } }
         else { out = try unaryMap(self) { scalarPow($0, e) } }
-        return record(out, "pow", [self]) { [a = self] g in
+        return record(out, "pow", [self], attributes: ["exponent": .float(e)]) { [a = self] g in
             if e == 0 { return [try Tensor.zeros(like: a)] }
             if e == 2 { return [try zipMap(g, a) { $0 * 2 * $1 }] }
             return [try zipMap(g, a) { gg, x in gg * e * scalarPow(x, e - 1) }]
@@ -135,33 +135,33 @@ extension Tensor {
         if let hi, hi.isNaN { throw TensorError("clamp", "max is NaN") }
         let l = lo ?? -.infinity, h = hi ?? .infinity
         let out = try unaryMap(self) { x in Swift.min(Swift.max(x, l), h) }
-        return record(out, "clamp", [self]) { [a = self] g in [try zipMap(g, a) { gg, x in (x >= l && x <= h) ? gg : 0 }] }
+        return record(out, "clamp", [self], attributes: ["min": .float(l), "max": .float(h)]) { [a = self] g in [try zipMap(g, a) { gg, x in (x >= l && x <= h) ? gg : 0 }] }
     }
 
     // Scalar conveniences (the scalar is a constant).
     public func add(_ s: Float) throws -> Tensor {
         let out = try unaryMap(self) { $0 + s }
-        return record(out, "add", [self]) { g in [g] }
+        return record(out, "add", [self], attributes: ["other": .float(s)]) { g in [g] }
     }
     public func mul(_ s: Float) throws -> Tensor {
         let out = try unaryMap(self) { $0 * s }
-        return record(out, "mul", [self]) { g in [try unaryMap(g) { $0 * s }] }
+        return record(out, "mul", [self], attributes: ["other": .float(s)]) { g in [try unaryMap(g) { $0 * s }] }
     }
     public func sub(_ s: Float) throws -> Tensor { try add(-s) }
     /// self / s, a true division (so x / 0 is +-inf or nan, as in PyTorch).
     public func div(_ s: Float) throws -> Tensor {
         let out = try unaryMap(self) { $0 / s }
-        return record(out, "div", [self]) { g in [try unaryMap(g) { $0 / s }] }
+        return record(out, "div", [self], attributes: ["other": .float(s)]) { g in [try unaryMap(g) { $0 / s }] }
     }
     /// s - self
     public func rsub(_ s: Float) throws -> Tensor {
         let out = try unaryMap(self) { s - $0 }
-        return record(out, "rsub", [self]) { g in [try unaryMap(g) { -$0 }] }
+        return record(out, "rsub", [self], attributes: ["other": .float(s)]) { g in [try unaryMap(g) { -$0 }] }
     }
     /// s / self
     public func rdiv(_ s: Float) throws -> Tensor {
         let out = try unaryMap(self) { s / $0 }
-        return record(out, "rdiv", [self]) { [a = self] g in [try zipMap(g, a) { gg, x in -gg * s / (x * x) }] }
+        return record(out, "rdiv", [self], attributes: ["other": .float(s)]) { [a = self] g in [try zipMap(g, a) { gg, x in -gg * s / (x * x) }] }
     }
 }
 

@@ -123,7 +123,7 @@ extension Tensor {
         let ax = try normalizeAxes(axes, dim, op: "sum")
         let k = try reduceKernel(self, ax, identity: 0, +)
         let out = try k.reshape(reducedShape(shape, ax, keepdim: keepdim))
-        return record(out, "sum", [self]) { [shape] g in
+        return record(out, "sum", [self], attributes: ["axes": .ints(ax), "keepdim": .bool(keepdim)]) { [shape] g in
             [try broadcastTo(g.reshape(k.shape), shape)]
         }
     }
@@ -158,7 +158,7 @@ extension Tensor {
             ? try reduceKernel(self, ax, identity: -.infinity) { a, b in (b > a || b.isNaN) ? b : a }
             : try reduceKernel(self, ax, identity: .infinity) { a, b in (b < a || b.isNaN) ? b : a }
         let out = try k.reshape(reducedShape(shape, ax, keepdim: keepdim))
-        return record(out, name, [self]) { [x = self] g in
+        return record(out, name, [self], attributes: ["axes": .ints(ax), "keepdim": .bool(keepdim)]) { [x = self] g in
             let mask = try broadcastBinary(x, k, op: name) { v, m in v == m ? 1 : 0 }
             let ties = try reduceKernel(mask, ax, identity: 0, +)
             let share = try broadcastBinary(g.reshape(k.shape), ties, op: name, /)

@@ -131,7 +131,7 @@ extension Tensor {
         let out = try permuteKernel(self, perm)
         var inverse = [Int](repeating: 0, count: dim)
         for (i, p) in perm.enumerated() { inverse[p] = i }
-        return record(out, "permute", [self]) { g in [try permuteKernel(g, inverse)] }
+        return record(out, "permute", [self], attributes: ["dims": .ints(perm)]) { g in [try permuteKernel(g, inverse)] }
     }
 
     /// Swaps two dims (copies).
@@ -291,7 +291,7 @@ extension Tensor {
             for i in 0..<outer { (out.data + (i * total + off) * inner).update(from: t.data + i * s * inner, count: s * inner) }
             off += s
         }
-        return record(out, "cat", tensors) { g in
+        return record(out, "cat", tensors, attributes: ["dim": .int(a)]) { g in
             var res: [Tensor?] = []
             var off = 0
             for (t, s) in zip(tensors, sizes) {

@@ -38,7 +38,7 @@ extension Tensor {
         let a = try normalizeAxis(dim, self.dim, op: "softmax")
         if self.dim == 0 { return try reshape([1]).softmax(0).reshape([]) }
         let out = try softmaxKernel(self, axis: a, log: false)
-        return record(out, "softmax", [self]) { [out = out.detach()] g in
+        return record(out, "softmax", [self], attributes: ["dim": .int(a)]) { [out = out.detach()] g in
             // dx = y * (g - sum(g * y))
             let s = try (g * out).sum([a], keepdim: true)
             return [try (g - s) * out]
@@ -50,7 +50,7 @@ extension Tensor {
         let a = try normalizeAxis(dim, self.dim, op: "log_softmax")
         if self.dim == 0 { return try reshape([1]).logSoftmax(0).reshape([]) }
         let out = try softmaxKernel(self, axis: a, log: true)
-        return record(out, "log_softmax", [self]) { [out = out.detach()] g in
+        return record(out, "log_softmax", [self], attributes: ["dim": .int(a)]) { [out = out.detach()] g in
             // dx = g - softmax * sum(g)
             let s = try g.sum([a], keepdim: true)
             let sm = try unaryMap(out) { expf($0) }

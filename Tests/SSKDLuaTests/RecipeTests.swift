@@ -291,8 +291,8 @@ final class RecipeTests: XCTestCase {
     func testSweepPrintsMeanAndStd() throws {
         let cwd = FileManager.default.currentDirectoryPath
         let work = try tempDir()
-        FileManager.default.changeCurrentDirectoryPath(work)
-        defer { FileManager.default.changeCurrentDirectoryPath(cwd) }
+        _ = FileManager.default.changeCurrentDirectoryPath(work)
+        defer { _ = FileManager.default.changeCurrentDirectoryPath(cwd) }
         let text = try run("sweep.lua", tiny + [("samples_list", "50"), ("seeds", "0,1"), ("teacher_images", "60")])
         XCTAssertTrue(text.contains("mean ± std over seeds 0,1"), text)
         XCTAssertTrue(text.contains("| samples | runs | teacher | student alone | student + SS-KD | SS-KD + unlabeled | minutes per run |"), text)
