@@ -237,6 +237,7 @@ public final class Communicator: @unchecked Sendable {
     public func gather(bytes: [UInt8], root: Int) throws -> [[UInt8]]? {
         try checkRoot(root, "gather")
         guard let comm, size > 1 else { return [bytes] }
+        try agree([Int64(root)], on: "root", op: "gather")
         var count = Int64(bytes.count)
         var counts = [Int64](repeating: 0, count: size)
         try counts.withUnsafeMutableBufferPointer { dst in
@@ -264,6 +265,7 @@ public final class Communicator: @unchecked Sendable {
     public func broadcast(bytes: [UInt8], root: Int) throws -> [UInt8] {
         try checkRoot(root, "broadcast")
         guard comm != nil, size > 1 else { return bytes }
+        try agree([Int64(root)], on: "root", op: "broadcast")
         var n = Int64(rank == root ? bytes.count : 0)
         try broadcast(&n, bytes: 8, root: root)
         var out = rank == root ? bytes : [UInt8](repeating: 0, count: Int(n))
@@ -273,19 +275,28 @@ public final class Communicator: @unchecked Sendable {
 
     // MARK: - Tensors
 
-    /// Makes sure every rank passes a tensor of the same shape; otherwise every rank throws the
-    /// same error naming the first rank that differs (so that none is left waiting).
-    public func checkSameShape(_ t: Tensor, op: String) throws {
+    /// Makes sure every rank passes the same `values` (a root, a shape); otherwise every rank
+    /// throws the same error naming the first rank that differs, so that none is left waiting in
+    /// a collective the others never enter.
+    public func agree(_ values: [Int64], on what: String, op: String, show: ([Int64]) -> String = { "\($0)" }) throws {
         guard size > 1 else { return }
-        // [rank, dims..., with -1 padding]: 9 slots cover every shape sskd makes; a longer shape
-        // is summarised by its count (still caught when it differs in size).
-        var mine = [Int64](repeating: -1, count: 9)
-        mine[0] = Int64(t.dim)
-        if t.dim <= 8 { for (i, d) in t.shape.enumerated() { mine[i + 1] = Int64(d) } } else { mine[1] = Int64(t.count) }
-        let all = try allGather(mine)
+        let all = try allGather(values)
         if let r = all.firstIndex(where: { $0 != all[0] }) {
-            func show(_ v: [Int64]) -> String { v[0] <= 8 ? "[" + v[1..<(1 + Int(v[0]))].map(String.init).joined(separator: ", ") + "]" : "\(v[0]) dims" }
-            throw DistError(op, "ranks pass tensors of different shapes: rank 0 \(show(all[0])), rank \(r) \(show(all[r]))")
+            throw DistError(op, "the ranks disagree on the \(what): rank 0 has \(show(all[0])), rank \(r) has \(show(all[r]))")
+        }
+    }
+
+    /// Makes sure every rank passes a tensor of the same shape (and the same root, if any).
+    public func checkSameShape(_ t: Tensor, root: Int? = nil, op: String) throws {
+        guard size > 1 else { return }
+        // [root, dims, sizes... padded with -1]: 8 dims cover every shape sskd makes; a longer
+        // shape is summarised by its count (still caught when it differs in size).
+        var mine = [Int64](repeating: -1, count: 10)
+        mine[0] = Int64(root ?? -1)
+        mine[1] = Int64(t.dim)
+        if t.dim <= 8 { for (i, d) in t.shape.enumerated() { mine[i + 2] = Int64(d) } } else { mine[2] = Int64(t.count) }
+        try agree(mine, on: root == nil ? "tensor shape" : "root and tensor shape", op: op) { v in
+            (v[0] >= 0 ? "root \(v[0]), " : "") + (v[1] <= 8 ? "shape [" + v[2..<(2 + Int(v[1]))].map(String.init).joined(separator: ", ") + "]" : "\(v[1]) dims")
         }
     }
 
@@ -298,7 +309,7 @@ public final class Communicator: @unchecked Sendable {
     /// Overwrites `t` with `root`'s values on every rank, in place.
     public func broadcast(_ t: Tensor, root: Int) throws {
         try checkRoot(root, "broadcast")
-        try checkSameShape(t, op: "broadcast")
+        try checkSameShape(t, root: root, op: "broadcast")
         try broadcast(UnsafeMutableRawPointer(t.data), bytes: t.count * MemoryLayout<Float>.stride, root: root)
     }
 
