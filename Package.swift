@@ -62,7 +62,7 @@ let package = Package(
         .testTarget(name: "SSKDDataTests", dependencies: ["SSKDData", "SSKDTensor", "CImageCodecs"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SSKDDistTests", dependencies: ["SSKDDist", "SSKDTensor"]),
         .testTarget(name: "SSKDTrainTests", dependencies: ["SSKDTrain", "SSKDData", "SSKDOptim", "SSKDNN", "SSKDTensor"]),
-        .testTarget(name: "SSKDLuaTests", dependencies: ["SSKDLua", "SSKDData", "SSKDTensor"], resources: [.copy("lua")]),
+        .testTarget(name: "SSKDLuaTests", dependencies: ["SSKDLua", "SSKDData", "SSKDNN", "SSKDTensor"], resources: [.copy("lua")]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -145,8 +145,7 @@ public final class Communicator: @unchecked Sendable {
     /// process alone when there is no MPI job: how one rank's failure stops the others instead
     /// of leaving them waiting in a collective.
     public func abort(_ message: String, code: Int32 = 1) -> Never {
-        let who = size > 1 ? "rank \(rank) of \(size)" : "rank \(rank)"
-        fputs("sskd: \(who): \(message)" + (size > 1 ? "; ending all \(size) ranks\n" : "\n"), stderr)
+        fputs((size > 1 ? "sskd: rank \(rank) of \(size) failed (ending all \(size) ranks): " : "sskd: ") + message + "\n", stderr)
         fflush(stdout); fflush(stderr)
         if let comm, size > 1 { MPI_Abort(comm, code) }
         exit(code)
@@ -211,6 +210,13 @@ public final class Communicator: @unchecked Sendable {
             }
         }
         return (0..<size).map { Array(out[$0 * n..<($0 + 1) * n]) }
+    }
+
+    /// `root`'s value on every rank (a decision every rank must share).
+    public func broadcastValue(_ value: Double, root: Int) throws -> Double {
+        var v = value
+        try broadcast(&v, bytes: MemoryLayout<Double>.size, root: root)
+        return v
     }
 
     // MARK: - Bytes (serialised objects, fingerprints, checkpoints)
@@ -311,6 +317,22 @@ public final class Communicator: @unchecked Sendable {
         try checkRoot(root, "broadcast")
         try checkSameShape(t, root: root, op: "broadcast")
         try broadcast(UnsafeMutableRawPointer(t.data), bytes: t.count * MemoryLayout<Float>.stride, root: root)
+    }
+
+    /// Overwrites every tensor of `tensors` with `root`'s values, packed into one flat buffer (one
+    /// broadcast for a whole state dict). The ranks must pass tensors of the same shapes in the
+    /// same order (their total count is checked).
+    public func broadcast(tensors: [Tensor], root: Int) throws {
+        try checkRoot(root, "broadcast")
+        guard size > 1 else { return }
+        let total = tensors.reduce(0) { $0 + $1.count }
+        try agree([Int64(root), Int64(tensors.count), Int64(total)], on: "root, tensor count and element count", op: "broadcast")
+        var flat = [Float](repeating: 0, count: total)
+        var off = 0
+        if rank == root { for t in tensors { for j in 0..<t.count { flat[off + j] = t.data[j] }; off += t.count } }
+        if total > 0 { try flat.withUnsafeMutableBytes { try broadcast($0.baseAddress!, bytes: $0.count, root: root) } }
+        off = 0
+        for t in tensors { for j in 0..<t.count { t.data[j] = flat[off + j] }; off += t.count }
     }
 
     /// Every rank's tensor (same shape on all), in rank order.
