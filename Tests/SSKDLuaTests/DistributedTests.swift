@@ -27,7 +27,7 @@ final class DistributedTests: XCTestCase {
     struct Outcome { var out: String; var err: String; var status: Int32 }
 
     /// Runs `exe args` with one compute thread per process; kills it (and fails) after `timeout`.
-    func run(_ exe: String, _ args: [String], file: StaticString = #filePath, line: UInt = #line) throws -> Outcome {
+    func run(_ exe: String, _ args: [String], cwd: String? = nil, file: StaticString = #filePath, line: UInt = #line) throws -> Outcome {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sskd-dist-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -37,6 +37,7 @@ final class DistributedTests: XCTestCase {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: exe)
         p.arguments = args
+        if let cwd { p.currentDirectoryURL = URL(fileURLWithPath: cwd) }
         var env = ProcessInfo.processInfo.environment
         env["SSKD_THREADS"] = "1"
         env["OMPI_MCA_rmaps_base_oversubscribe"] = "1"
@@ -154,5 +155,27 @@ final class DistributedTests: XCTestCase {
         XCTAssertTrue(FileManager.default.fileExists(atPath: run2 + "/last.safetensors"))
         let resumed = try sskd(ranks: 2, "equivalence.lua", ["out": out, "run": run2, "resume": "true"])
         XCTAssertEqual(resumed.status, 0, resumed.err)
+    }
+
+    /// scripts/sweep.lua deals its (samples x seed x phase) runs over the ranks; rank 0 prints
+    /// the usual table with every phase filled in, from both ranks' results.
+    func testSweepSpreadsRunsOverRanks() throws {
+        let work = tempPath("sweep")
+        try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
+        let recipe = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../scripts/sweep.lua").standardized.path
+        let settings = ["teacher_model=small_cnn", "student=small_cnn", "teacher_epochs=1", "student_epochs=1", "limit_batches=1",
+                        "eval_images=40", "batch=16", "val_size=40", "samples_list=50", "seeds=0", "teacher_images=60",
+                        "phases=teacher,alone,kd", "cache=\(work)/cache"]
+        let r = try run(try mpirun(), Self.mpiOptions + ["-np", "2", try sskdBinary(), "run", recipe] + settings.flatMap { ["--set", $0] }, cwd: work)
+        XCTAssertEqual(r.status, 0, r.err)
+        let row = try XCTUnwrap(r.out.split(separator: "\n").first { $0.hasPrefix("| 50 | 1 |") }, r.out + r.err)
+        let cells = row.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }
+        // samples, runs, teacher, alone, kd (both ranks' phases), kd_unlabeled (not run), minutes
+        XCTAssertEqual(cells.count, 7, "\(row)")
+        for (i, what) in [(2, "teacher"), (3, "alone"), (4, "kd")] { XCTAssertTrue(cells[i].contains("±"), "\(what) missing: \(row)") }
+        XCTAssertEqual(cells[5], "-", "\(row)")
+        XCTAssertTrue(r.out.contains("2 ranks"), r.out)
+        XCTAssertEqual(r.out.components(separatedBy: "| samples | runs |").count, 2, "only rank 0 prints the table")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: work + "/runs/sweep-fmnist.md"))
     }
 }
