@@ -35,6 +35,9 @@ protocol.defaults = {
   unlabeled_ratio = 4, unlabeled_alpha = 0.5, unlabeled_epochs = 20, unlabeled_schedule = "cosine",
   limit_batches = false, eval_images = 0, out = false,
   phases = "teacher,alone,kd,kd_unlabeled", parallel = false, child_result = false,
+  -- Under mpirun: every fit/distill over all ranks (false: each rank trains alone, as a sweep's
+  -- ranks do with their share of the runs).
+  distributed = true,
 }
 
 protocol.phase_names = {"teacher", "alone", "kd", "kd_unlabeled"}
@@ -115,7 +118,8 @@ local function spawn(S, d, phases, threads, out, log, extra)
   local exe = assert(sskd.executable, "parallel: the path of the sskd binary is unknown")
   local result = out .. "/" .. phases:gsub(",", "-") .. ".result.lua"
   os.remove(result)
-  local cmd = {"SSKD_THREADS=" .. threads}
+  -- SSKD_MPI=0: a child of an mpirun rank inherits its launcher variables but is no rank itself.
+  local cmd = {"SSKD_THREADS=" .. threads, "SSKD_MPI=0"}
   if sskd.plugin_dirs then cmd[#cmd + 1] = "SSKD_PLUGINS=" .. shell_quote(table.concat(sskd.plugin_dirs, ":")) end
   cmd[#cmd + 1] = shell_quote(exe) .. " run " .. shell_quote(arg[0])
   local set = {}
@@ -212,8 +216,17 @@ local function get_teacher(S, d, parts, out, wants)
     seed = S.seed, limit_batches = S.limit_batches or 0,
   }
   local cache = S.cache and sskd.model_cache(S.cache .. "/teachers")
+  local lock
   if cache then
     local hit, got, path = cache:load(teacher, key)
+    if not hit then
+      -- Another process sharing the cache (a sweep's rank) may be training this very teacher:
+      -- wait for it, then look again, so that one trains and the others reuse.
+      lock = cache:lock(key)
+      if lock.waited then print("teacher: waited for another process training the same teacher") end
+      hit, got, path = cache:load(teacher, key)
+      if hit then lock:unlock() end
+    end
     if hit then
       info.how, info.path = "reused", got.path
       info.trained_at = got.metadata.written
@@ -223,6 +236,7 @@ local function get_teacher(S, d, parts, out, wants)
     print(("teacher: training it: %s (%s)"):format(got, path))
   end
   if not wants.teacher and S.child_result then
+    if lock then lock:unlock() end
     error("a child process needs its teacher as a file (teacher=PATH) or in the cache", 0)
   end
   local function train(threads_for_training)
@@ -252,6 +266,7 @@ local function get_teacher(S, d, parts, out, wants)
                                              selection_accuracy = fitted.accuracy or 0, seconds = os.time() - t0})
       print(("teacher: cached in %s"):format(info.path))
     end
+    if lock then lock:unlock() end
   end
   return teacher, info, train
 end
@@ -262,6 +277,7 @@ function protocol.phase_options(S, parts, d, opts, schedule)
   opts.augment, opts.eval_transform, opts.eval, opts.test = d.augment, d.eval_transform, parts.eval, parts.final_test
   opts.batch = opts.batch or S.batch
   opts.seed, opts.limit_batches = S.seed, S.limit_batches
+  opts.distributed = S.distributed
   opts.stop = stoppers.patience{metric = "accuracy", patience = S.patience}
   if schedule == "cosine" then
     local epochs = opts.epochs

@@ -2,7 +2,7 @@
 # Installs the Debian packages sskd builds and runs with, if any is missing. Idempotent.
 # Usage: bash scripts/setup.sh
 set -euo pipefail
-pkgs=(pkg-config libopenblas-dev liblua5.4-dev libedit-dev libpng-dev libjpeg-dev zlib1g-dev libssl-dev dataset-fashion-mnist)
+pkgs=(pkg-config libopenblas-dev liblua5.4-dev libedit-dev libpng-dev libjpeg-dev zlib1g-dev libssl-dev libopenmpi-dev openmpi-bin dataset-fashion-mnist)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

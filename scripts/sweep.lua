@@ -8,6 +8,11 @@
 -- Fashion-MNIST runs use the quickstart's defaults (scripts/fashion_mnist.lua), so the seed-0
 -- run at the quickstart's sample count trains the very teacher the quickstart reuses from the
 -- cache. Each seed draws its own subset, so each (samples, seed) pair has its own teacher.
+--
+-- Under mpirun (`mpirun -np 8 sskd run scripts/sweep.lua ...`) the (samples x seed x phase) runs
+-- are dealt out over the ranks, each trained by its rank alone (distributed = false); a teacher
+-- is trained by the first rank that needs it while the others wait for it in the cache (a lock
+-- file per entry), and rank 0 gathers every rank's results into the same table.
 local here = arg[0]:match("^(.*/)") or ""
 local protocol = dofile(here .. "protocol.lua")
 local dataset = arg.dataset or "fashion-mnist"
@@ -48,16 +53,69 @@ local clock = sskd.clock
 local columns = {"teacher", "alone", "kd", "kd_unlabeled"}
 local rows, all = {}, {}
 local started = clock()
+
+-- The units of work: one per (samples, seed) in one process; one per (samples, seed, student
+-- phase) over several ranks, dealt out round-robin.
+local ranks, rank = dist.size(), dist.rank()
+local phases = {}
+for p in tostring(args.phases or protocol.defaults.phases):gmatch("[^,]+") do
+  if p ~= "teacher" or ranks == 1 then phases[#phases + 1] = p end
+end
+if #phases == 0 then phases = {"teacher"} end
+local units = {}
 for n in list:gmatch("%d+") do
-  local acc = {teacher = {}, alone = {}, kd = {}, kd_unlabeled = {}, minutes = {}}
   for seed in seeds:gmatch("%d+") do
-    args.samples, args.seed = tonumber(n), tonumber(seed)
-    args.out = ("runs/%s-%s-s%s"):format(d.name, n, seed)
+    if ranks == 1 then units[#units + 1] = {n = n, seed = seed}
+    else for _, p in ipairs(phases) do units[#units + 1] = {n = n, seed = seed, phase = p} end end
+  end
+end
+local mine = {}
+for i, u in ipairs(units) do
+  if (i - 1) % ranks == rank then
+    args.samples, args.seed = tonumber(u.n), tonumber(u.seed)
+    args.out = ("runs/%s-%s-s%s"):format(d.name, u.n, u.seed)
+    if u.phase then
+      -- This rank's share: one phase, trained here alone (the teacher comes from the cache, or
+      -- is trained here while other ranks needing it wait).
+      args.phases, args.parallel, args.distributed = u.phase, false, false
+    end
     -- parallel=true: a child process repeats just this (samples, seed) run.
-    d.child_args = {dataset = dataset, samples_list = n, seeds = seed, root = arg.root}
+    d.child_args = {dataset = dataset, samples_list = u.n, seeds = u.seed, root = arg.root}
     local t0 = clock()
     local r = protocol.run(protocol.settings(defaults, args), d)
     r.minutes = (clock() - t0) / 60
+    mine[#mine + 1] = {n = u.n, seed = u.seed, result = r}
+  end
+end
+if ranks > 1 then
+  local gathered = dist.gather_object(mine, 0)
+  if not dist.is_main() then return end
+  mine = {}
+  for _, part in ipairs(gathered) do for _, m in ipairs(part) do mine[#mine + 1] = m end end
+end
+-- One result per (samples, seed): the phases run on different ranks merged, minutes added up.
+local merged, order = {}, {}
+for _, m in ipairs(mine) do
+  local k = m.n .. "/" .. m.seed
+  local r = merged[k]
+  if not r then
+    r = m.result
+    merged[k], order[#order + 1] = r, k
+  else
+    for _, p in ipairs{"teacher", "teacher_info", "alone", "kd", "kd_unlabeled", "unlabeled_images"} do
+      if r[p] == nil then r[p] = m.result[p] end
+    end
+    r.minutes = r.minutes + m.result.minutes
+  end
+end
+if ranks > 1 then
+  for _, k in ipairs(order) do merged[k].settings.phases = table.concat(phases, ",") end
+end
+
+for n in list:gmatch("%d+") do
+  local acc = {teacher = {}, alone = {}, kd = {}, kd_unlabeled = {}, minutes = {}}
+  for seed in seeds:gmatch("%d+") do
+    local r = merged[n .. "/" .. seed]
     all[#all + 1] = r
     if r.teacher then acc.teacher[#acc.teacher + 1] = 100 * r.teacher end
     for _, p in ipairs{"alone", "kd", "kd_unlabeled"} do
@@ -70,7 +128,7 @@ for n in list:gmatch("%d+") do
   parts[#parts + 1] = fmt(acc.minutes)
   rows[#rows + 1] = "| " .. table.concat(parts, " | ") .. " |"
 end
-local md = ("%s: test accuracy (%%), mean ± std over seeds %s; wall time of one run (minutes, teacher included unless reused); %.1f minutes in all\n\n"
+local md = ("%s: test accuracy (%%), mean ± std over seeds %s; wall time of one run (minutes, teacher included unless reused; over ranks, the sum of its phases' times)" .. (ranks > 1 and (", " .. ranks .. " ranks") or "") .. "; %.1f minutes in all\n\n"
   .. "| samples | runs | teacher | student alone | student + SS-KD | SS-KD + unlabeled | minutes per run |\n|---:|---:|---:|---:|---:|---:|---:|\n%s")
   :format(dataset, seeds, (clock() - started) / 60, table.concat(rows, "\n"))
 print("\n" .. protocol.table(all, "every run") .. "\n\n" .. md)

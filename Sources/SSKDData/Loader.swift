@@ -8,6 +8,11 @@
 // consumer computes; within a batch, images are augmented in parallel. Every random draw comes
 // from Generator.derived(seed, epoch, dataset index), so batches are identical whatever the
 // thread count, prefetch depth or timing.
+//
+// Data-parallel training gives each rank a shard: the loader still walks the global batches of
+// the seeded order, and rank r of R keeps the r-th contiguous part of each one (sizes differ by
+// at most one image; a part may be empty in a last batch smaller than R). Every image keeps the
+// augmentation it would get in one process (its draws depend on seed, epoch and index only).
 
 import Foundation
 import SSKDTensor
@@ -25,6 +30,8 @@ public struct Batch {
     /// Every view `[N, C, H, W]` (just `[images]` without a MultiView).
     public let views: [Tensor]
     public var count: Int { indices.count }
+    /// Images of the whole (global) batch this one is a shard of: `count` without sharding.
+    public let globalCount: Int
     /// Labels as a `[N]` Float tensor of class indices (what cross-entropy takes).
     public func labelTensor() throws -> Tensor? {
         try labels.map { try Tensor($0.map { Float($0) }, shape: [$0.count]) }
@@ -44,14 +51,21 @@ public final class DataLoader {
     public let prefetch: Int
     /// Images augmented in parallel within a batch (default: `Runtime.threads`).
     public let workers: Int
+    /// This process's part of every batch: rank `index` of `count` (0 of 1: the whole batch).
+    public let shard: (index: Int, count: Int)
 
     /// - Parameters:
     ///   - transform: applied to every image (nil: the image scaled to [0, 1]).
     ///   - views: several augmented views per image instead of `transform`.
     ///   - prefetch: batches prepared ahead on the background thread (0: load synchronously).
+    ///   - shard: (rank, ranks): keep only this rank's contiguous part of each global batch of `batchSize`.
     public init(_ dataset: Dataset, batchSize: Int, shuffle: Bool = true, dropLast: Bool = false, seed: UInt64 = 0,
-                transform: Transform? = nil, views: MultiView? = nil, prefetch: Int = 2, workers: Int? = nil) throws {
+                transform: Transform? = nil, views: MultiView? = nil, prefetch: Int = 2, workers: Int? = nil,
+                shard: (index: Int, count: Int) = (0, 1)) throws {
         guard batchSize >= 1 else { throw DataError("DataLoader", "batch size must be >= 1, got \(batchSize)") }
+        guard shard.count >= 1, shard.index >= 0, shard.index < shard.count else {
+            throw DataError("DataLoader", "shard \(shard.index) of \(shard.count) does not exist")
+        }
         guard prefetch >= 0 && prefetch <= 64 else { throw DataError("DataLoader", "prefetch must be in 0...64, got \(prefetch)") }
         guard transform == nil || views == nil else { throw DataError("DataLoader", "give either a transform or views, not both") }
         if let v = views, v.views.isEmpty { throw DataError("DataLoader", "a MultiView needs at least one view") }
@@ -68,6 +82,7 @@ public final class DataLoader {
         self.multiView = views
         self.prefetch = prefetch
         self.workers = w
+        self.shard = shard
     }
 
     /// Batches per epoch.
@@ -97,8 +112,15 @@ public final class DataLoader {
             throw DataError("DataLoader", "batch \(number) out of range for \(batchCount) batches")
         }
         let lo = number * batchSize, hi = lo + min(order.count - lo, batchSize)
-        let idx = Array(order[lo..<hi])
+        let global = hi - lo
+        let idx = Array(order[(lo + global * shard.index / shard.count)..<(lo + global * (shard.index + 1) / shard.count)])
         let n = idx.count
+        if n == 0 {
+            // This rank's part of a last batch smaller than the number of ranks.
+            let empty = try Tensor.zeros([0])
+            return Batch(epoch: epoch, number: number, indices: [], images: empty, labels: dataset.isLabeled ? [] : nil,
+                         views: [empty], globalCount: global)
+        }
         let nviews = multiView?.views.count ?? 1
         // The first image fixes the shape; the others are augmented in parallel and each
         // worker writes its result straight into the batch tensors (no batch of images is held).
@@ -144,7 +166,7 @@ public final class DataLoader {
                 return y
             }
         }
-        return Batch(epoch: epoch, number: number, indices: idx, images: tensors[0], labels: labels, views: tensors)
+        return Batch(epoch: epoch, number: number, indices: idx, images: tensors[0], labels: labels, views: tensors, globalCount: global)
     }
 
     private func views(of index: Int, epoch: Int) throws -> [Image] {

@@ -63,6 +63,15 @@ enum CacheBindings {
             c.pushString(try m.store(model, key: key, metadata: meta))
             return 1
         }
+        C.method("lock", "cache:lock(key) -> CacheLock",
+                 "takes the entry's lock (a lock file beside it), waiting while another process (a sweep's rank) holds it: wrap look-up, training and store in it so that one process trains and the others reuse") { c, m in
+            try c.push(object: try m.lock(key: try c.string(2)))
+            return 1
+        }
+        let L = LuaTypes.register(CacheLock.self, name: "CacheLock", doc: "A held lock on a model-cache entry; released by unlock(), when collected, or when the process ends.")
+        L.tostring { "CacheLock(\($0.path), \($0.isLocked ? "held" : "released"))" }
+        L.field("waited", "whether another process held the lock first (this one waited for it)") { c, l in c.push(l.waited); return 1 }
+        L.method("unlock", "lock:unlock()", "releases the lock (again: nothing)") { c, l in l.unlock(); return 0 }
         let sskd = LuaLibraries.named("sskd")
         sskd.function("model_cache", "sskd.model_cache(dir) -> ModelCache", "a folder of trained weights kept by key (created if missing)") { c in
             try c.push(object: try ModelCache(directory: try c.string(1)))

@@ -58,6 +58,7 @@ enum Bindings {
         DataBindings.register()
         TrainBindings.register()
         CacheBindings.register()
+        DistBindings.register()
     }()
 }
 

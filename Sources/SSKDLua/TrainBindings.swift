@@ -8,6 +8,7 @@ import Foundation
 import Glibc
 #endif
 import SSKDData
+import SSKDDist
 import SSKDNN
 import SSKDOptim
 import SSKDTensor
@@ -292,6 +293,9 @@ enum TrainBindings {
         if try o.bool("quiet", default: false) { trainer.progress = Progress(live: false, out: FileHandle(forWritingAtPath: "/dev/null")!) }
         let runPath = try o.string("run")
         let resume = try o.bool("resume", default: false)
+        // Under mpirun: split over every rank unless the recipe keeps this run to its rank (a sweep's share).
+        if try o.bool("distributed", default: true) { trainer.communicator = try Communicator.world() }
+        let comm = trainer.communicator
 
         switch kind("alpha") {
         case LUA_TNIL: trainer.alpha = { e, _ in distill ? Distillation.paperAlpha(epoch: e) : 0 }
@@ -357,14 +361,15 @@ enum TrainBindings {
         }
         try o.finish()
 
-        if let runPath {
+        if let runPath, comm.isMain {
+            // Rank 0 alone writes the run directory (the others may not even share its disk).
             let run = try RunDirectory(path: runPath)
             trainer.run = run
             trainer.summaryExtra.append(("teacher", .string(teacher.map { "\(type(of: $0))" } ?? "none")))
             try recordRecipe(c, run, settings: s, distill: distill)
         }
         if resume {
-            guard trainer.run != nil else { throw LuaError("\(c.name): resume = true needs run = 'runs/<name>'") }
+            guard runPath != nil else { throw LuaError("\(c.name): resume = true needs run = 'runs/<name>'") }
             try trainer.resume()
             // A stopper object keeps state: replay the restored history into it.
             if trainer.stopper != nil && kind("stop") == LUA_TTABLE && !isCallable("stop") {

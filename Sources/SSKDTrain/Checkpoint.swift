@@ -47,8 +47,16 @@ public struct Checkpoint {
     /// Reads a checkpoint, checking its format; a damaged file is an error naming it.
     public static func read(_ path: String) throws -> Checkpoint {
         guard FileManager.default.fileExists(atPath: path) else { throw TrainError("checkpoint", "\(path) does not exist") }
+        let data: Data
+        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch { throw TrainError("checkpoint", "cannot read \(path): \(error.localizedDescription)") }
+        return try decode(data, path: path)
+    }
+
+    /// A checkpoint from the bytes of its file (`path` names it in errors): how ranks without the
+    /// run directory get rank 0's checkpoint.
+    public static func decode(_ data: Data, path: String) throws -> Checkpoint {
         let sd: StateDict
-        do { sd = try SafeTensors.read(path) } catch { throw TrainError("checkpoint", "\(path) is corrupt: \(error)") }
+        do { sd = try SafeTensors.decode(data, path: path) } catch { throw TrainError("checkpoint", "\(path) is corrupt: \(error)") }
         guard sd.metadata["format"] == format else {
             throw TrainError("checkpoint", "\(path) is not an sskd checkpoint (metadata format is \(sd.metadata["format"].map { "'\($0)'" } ?? "missing"))")
         }

@@ -11,6 +11,11 @@
 // safetensors), written by something else, written for another key, or with weights whose
 // checksum differs from the one recorded are all misses that say why, and the model is left
 // untouched. Writes go through SafeTensors.write (a unique temporary file, renamed into place).
+//
+// Processes sharing the folder (the ranks of a sweep under mpirun, on one machine) that may
+// train the same entry take its lock (`lock(key)`: flock on <file>.lock) around "look up, train
+// if missing, store": the second waits, then finds the first one's weights instead of training
+// them again. The lock is the kernel's, so a process that dies releases it.
 
 import Foundation
 import SSKDNN
@@ -63,6 +68,9 @@ public final class ModelCache {
         catch { return .miss(path: path, reason: "the cached weights do not fit the model (\(error)); retraining") }
         return .hit(path: path, metadata: sd.metadata)
     }
+
+    /// Takes the lock of `key`'s entry, waiting while another process holds it.
+    public func lock(key: String) throws -> CacheLock { try CacheLock(path: path(forKey: key) + ".lock") }
 
     /// Stores `model`'s weights under `key` with `metadata` (the reserved fields format, key,
     /// checksum and written are set here). Returns the file's path.
@@ -131,4 +139,43 @@ public final class ModelCache {
               let meta = json["__metadata__"] as? [String: Any], meta["format"] as? String == format else { return nil }
         return meta["key"] as? String
     }
+}
+
+/// An exclusive lock on a cache entry (flock on a lock file beside it), held until `unlock()` or
+/// until the lock is released; the kernel releases it when the process ends.
+public final class CacheLock {
+    public let path: String
+    private var fd: Int32
+    /// Whether another process held the lock when this one asked (and it waited).
+    public let waited: Bool
+
+    public init(path: String) throws {
+        self.path = path
+        let fd = open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw TrainError("model cache", "cannot open the lock file \(path): \(String(cString: strerror(errno)))") }
+        var waited = false
+        if flock(fd, LOCK_EX | LOCK_NB) != 0 {
+            waited = true
+            while flock(fd, LOCK_EX) != 0 {
+                guard errno == EINTR else {
+                    let err = String(cString: strerror(errno))
+                    close(fd)
+                    throw TrainError("model cache", "cannot lock \(path): \(err)")
+                }
+            }
+        }
+        self.fd = fd
+        self.waited = waited
+    }
+
+    public var isLocked: Bool { fd >= 0 }
+
+    public func unlock() {
+        guard fd >= 0 else { return }
+        flock(fd, LOCK_UN)
+        close(fd)
+        fd = -1
+    }
+
+    deinit { unlock() }
 }

@@ -122,7 +122,12 @@ public final class RunDirectory {
     public func loadRows() throws -> [MetricRow] {
         let p = file("metrics.jsonl")
         guard let text = try? String(contentsOfFile: p, encoding: .utf8) else { return [] }
-        return try text.split(separator: "\n").enumerated().map { n, line in
+        return try RunDirectory.parseRows(text, path: p)
+    }
+
+    /// The rows of a metrics.jsonl text (`path` names it in errors).
+    public static func parseRows(_ text: String, path p: String) throws -> [MetricRow] {
+        try text.split(separator: "\n").enumerated().map { n, line in
             guard let row = parseFlatObject(Substring(line)) else { throw TrainError("resume", "\(p): line \(n + 1) is not a flat JSON object") }
             return row
         }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SSKDDist
 import SSKDLua
 import SSKDTrain
 
@@ -12,6 +13,10 @@ struct Run: ParsableCommand {
         arg.epochs == 30 (numbers, true/false and nil are typed; anything else is a string), and
         positional arguments are arg[1], arg[2], ... (arg[0] is the recipe). Plugins come from the
         shipped plugins/ folder, SSKD_PLUGINS (colon-separated) and --plugins DIR.
+
+        Under mpirun (`mpirun -np 4 sskd run recipe.lua`) every rank runs the recipe: fit and
+        distill split each batch over the ranks, `dist.*` reaches the others, and an error on
+        one rank ends every rank with a message naming it.
         """)
 
     @Option(name: .customLong("set"), help: ArgumentHelp("A setting key=value (repeatable).", valueName: "key=value"))
@@ -41,6 +46,9 @@ struct Run: ParsableCommand {
             (more, morePlugins, positional) = try splitRecipeArguments(rest)
             early = try splitRecipeArguments(settings.flatMap { ["--set", $0] }).settings
         } catch { throw ValidationError("\(error)") }
+        // Under mpirun every rank joins the job before the recipe runs, so that an error on any
+        // rank, however early, can end the others (see the catch below).
+        if Communicator.wantsMPI { _ = try Communicator.world() }
         let host = try LuaHost()
         let problems = host.loadPlugins(from: LuaHost.pluginDirectories(extra: pluginDirs + morePlugins))
         if !problems.isEmpty {
@@ -54,8 +62,12 @@ struct Run: ParsableCommand {
             if watching { try host.execute("sskd.watching = true; sskd._watch_plugins()") }
             try host.run(file: recipe, settings: early + more, arguments: positional)
         } catch {
+            let code: Int32 = Interrupt.requested ? 130 : 1
+            // One rank of several: end them all (they may wait in a collective for this one),
+            // saying which rank failed.
+            if let world = Communicator.existingWorld, world.size > 1 { world.abort("\(error)", code: code) }
             fputs("\(error)\n", stderr)
-            throw ExitCode(Interrupt.requested ? 130 : 1)
+            throw ExitCode(code)
         }
     }
 }

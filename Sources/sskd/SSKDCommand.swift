@@ -25,6 +25,6 @@ struct SSKDCommand: ParsableCommand {
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks against the PyTorch reference scripts in scripts/.",
-        subcommands: [BenchOps.self, BenchData.self, BenchTrain.self, BenchLua.self]
+        subcommands: [BenchOps.self, BenchData.self, BenchTrain.self, BenchLua.self, BenchDist.self]
     )
 }

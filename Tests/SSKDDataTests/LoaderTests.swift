@@ -15,6 +15,28 @@ final class LoaderTests: XCTestCase {
         return out
     }
 
+    /// Data-parallel shards: each global batch split into contiguous parts, one per rank, that
+    /// together are the unsharded batch, images augmented exactly as without sharding.
+    func testShardsPartitionEachGlobalBatch() throws {
+        let ds = MemoryDataset(labels: (0..<11).map { $0 % 3 }, classes: 3)
+        let whole = try collect(try DataLoader(ds, batchSize: 4, seed: 9, transform: augment), epoch: 2)
+        let parts = try (0..<3).map { r in try collect(try DataLoader(ds, batchSize: 4, seed: 9, transform: augment, shard: (r, 3)), epoch: 2) }
+        for (b, batch) in whole.enumerated() {
+            XCTAssertEqual(parts.flatMap { $0[b].2 }, batch.2, "batch \(b): indices")
+            XCTAssertEqual(parts.flatMap { $0[b].0 }, batch.0, "batch \(b): augmented pixels")
+            XCTAssertEqual(parts.flatMap { $0[b].1 ?? [] }, batch.1, "batch \(b): labels")
+        }
+        // 11 images: batches of 4, 4, 3 split 1/1/2, 1/1/2, 1/1/1.
+        XCTAssertEqual(parts.map { $0.map(\.2.count) }, [[1, 1, 1], [1, 1, 1], [2, 2, 1]])
+        // A last batch smaller than the number of ranks leaves some ranks an empty shard.
+        let tiny = try DataLoader(MemoryDataset(labels: [0, 1, 2, 0, 1], classes: 3), batchSize: 4, shuffle: false, shard: (0, 2))
+        let last = try tiny.batch(epoch: 0, number: 1)
+        XCTAssertEqual(last.count, 0)
+        XCTAssertEqual(last.globalCount, 1)
+        XCTAssertEqual(last.labels, [])
+        XCTAssertThrowsError(try DataLoader(ds, batchSize: 4, shard: (2, 2))) { XCTAssertTrue("\($0)".contains("shard 2 of 2 does not exist")) }
+    }
+
     func testBatchesShapesAndLabels() throws {
         let ds = MemoryDataset(labels: (0..<10).map { $0 % 3 }, classes: 3)
         let loader = try DataLoader(ds, batchSize: 4, shuffle: false)

@@ -171,4 +171,33 @@ final class ModelCacheTests: XCTestCase {
         XCTAssertEqual(unlabeledImages, 2 * 2 * 2 * 16, "ratio 2: two unlabelled batches of 16 per labelled batch, 2 labelled batches, 2 epochs")
         XCTAssertEqual(spy.labelReads, 0, "the unlabelled loader read a label")
     }
+
+    /// Two holders of one entry's lock (two ranks of a sweep; here two threads, each with its own
+    /// open file, which flock treats alike) take turns: the second waits until the first unlocks.
+    func testLockMakesASecondHolderWait() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sskd-lock-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let cache = try ModelCache(directory: dir)
+        let first = try cache.lock(key: "k")
+        XCTAssertFalse(first.waited)
+        XCTAssertTrue(first.path.hasSuffix(".safetensors.lock"))
+        let order = NSLock()
+        nonisolated(unsafe) var events: [String] = []
+        let got = expectation(description: "second lock")
+        Thread.detachNewThread {
+            let second = try? cache.lock(key: "k")
+            order.lock(); events.append(second != nil ? "second locked" : "second failed"); order.unlock()
+            second?.unlock()
+            got.fulfill()
+        }
+        // (Whenever the thread gets to run, it cannot hold the lock before the first unlocks.)
+        Thread.sleep(forTimeInterval: 0.2)
+        order.lock(); events.append("first unlocks"); order.unlock()
+        first.unlock()
+        wait(for: [got], timeout: 30)
+        XCTAssertEqual(events, ["first unlocks", "second locked"])
+        // Another key's lock is independent.
+        let other = try cache.lock(key: "other")
+        XCTAssertFalse(other.waited)
+    }
 }
