@@ -57,7 +57,7 @@ let package = Package(
         .testTarget(name: "SSKDOptimTests", dependencies: ["SSKDOptim", "SSKDNN", "SSKDTensor"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SSKDDataTests", dependencies: ["SSKDData", "SSKDTensor", "CImageCodecs"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SSKDTrainTests", dependencies: ["SSKDTrain", "SSKDData", "SSKDOptim", "SSKDNN", "SSKDTensor"]),
-        .testTarget(name: "SSKDLuaTests", dependencies: ["SSKDLua", "SSKDData", "SSKDTensor"], resources: [.copy("lua")]),
+        .testTarget(name: "SSKDLuaTests", dependencies: ["SSKDLua", "SSKDTrain", "SSKDData", "SSKDTensor"], resources: [.copy("lua")]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -151,6 +151,11 @@ public final class Trainer {
         }
         if unlabeledLoader != nil && teacher == nil { throw TrainError(s.name, "unlabeled images need a teacher to distill from") }
         teacher?.eval()
+        if let run {
+            // What using the model needs later (sskd predict): architecture, input, classes, eval transform.
+            let record = try ModelRecord(model: model, classNames: train.classNames, dataset: eval ?? train, evalTransform: evalTransform)
+            try run.write(ModelRecord.fileName, try record.json())
+        }
         var reason = StopReason.completed
         var epoch = startEpoch
         Interrupt.reset()  // a Ctrl-C before this run is not this run's
