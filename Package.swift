@@ -70,7 +70,7 @@ let package = Package(
         .testTarget(name: "SSKDDistTests", dependencies: ["SSKDDist", "SSKDTensor"]),
         .testTarget(name: "SSKDTrainTests", dependencies: ["SSKDTrain", "SSKDData", "SSKDOptim", "SSKDNN", "SSKDTensor"]),
         .testTarget(name: "SSKDExportTests", dependencies: ["SSKDExport", "SSKDLua", "SSKDData", "SSKDNN", "SSKDTensor"]),
-        .testTarget(name: "SSKDLuaTests", dependencies: ["SSKDLua", "SSKDData", "SSKDNN", "SSKDTensor"], resources: [.copy("lua")]),
+        .testTarget(name: "SSKDLuaTests", dependencies: ["SSKDLua", "SSKDTrain", "SSKDData", "SSKDNN", "SSKDTensor"], resources: [.copy("lua")]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -12,6 +12,13 @@ import SSKDTensor
 /// An image transform; random ones draw from `generator`.
 public protocol Transform: CustomStringConvertible {
     func apply(_ image: Image, generator: Generator) throws -> Image
+    /// This transform as data (`TransformSpec`), or nil when it cannot be rebuilt from data
+    /// (random augmentations, closures). Default: nil.
+    var specs: [TransformSpec]? { get }
+}
+
+extension Transform {
+    public var specs: [TransformSpec]? { nil }
 }
 
 extension Generator {
@@ -36,6 +43,12 @@ public struct Compose: Transform {
         return x
     }
     public var description: String { "Compose(" + transforms.map(\.description).joined(separator: ", ") + ")" }
+    /// The parts' specs in order, or nil when any part has none.
+    public var specs: [TransformSpec]? {
+        var out: [TransformSpec] = []
+        for t in transforms { guard let s = t.specs else { return nil }; out += s }
+        return out
+    }
 }
 
 /// Resizes with bilinear interpolation (antialiased when shrinking, as torchvision v2's default).
@@ -67,6 +80,12 @@ public struct Resize: Transform {
         case .exact(let h, let w): return "Resize(\(h)x\(w))"
         }
     }
+    public var specs: [TransformSpec]? {
+        switch size {
+        case .smallerEdge(let s): return [TransformSpec("resize", size: s, antialias: antialias)]
+        case .exact(let h, let w): return [TransformSpec("resize", height: h, width: w, antialias: antialias)]
+        }
+    }
 }
 
 /// Crops the centre (`transforms.CenterCrop`).
@@ -81,6 +100,27 @@ public struct CenterCrop: Transform {
         try TF.centerCrop(image, height: height, width: width)
     }
     public var description: String { "CenterCrop(\(height)x\(width))" }
+    public var specs: [TransformSpec]? { [TransformSpec("center_crop", height: height, width: width)] }
+}
+
+/// Resizes (bilinear, keeping the aspect ratio) so the image just covers `height x width`, then
+/// crops the centre: torchvision's `Resize` + `CenterCrop` at inference, for any target shape.
+/// An image already `height x width` is returned as is.
+public struct ResizeCrop: Transform {
+    public var height: Int, width: Int
+    public init(height: Int, width: Int) throws {
+        self.height = try checkedTransformSize(height, "height", "ResizeCrop")
+        self.width = try checkedTransformSize(width, "width", "ResizeCrop")
+    }
+    public func apply(_ image: Image, generator: Generator) throws -> Image {
+        if image.height == height && image.width == width { return image }
+        // The scale that makes both sides at least the target's; the covering side rounds up.
+        let scale = Swift.max(Double(height) / Double(image.height), Double(width) / Double(image.width))
+        let h = Swift.max(height, Int((Double(image.height) * scale).rounded())), w = Swift.max(width, Int((Double(image.width) * scale).rounded()))
+        return try TF.centerCrop(try TF.resize(image, height: h, width: w), height: height, width: width)
+    }
+    public var description: String { "ResizeCrop(\(height)x\(width))" }
+    public var specs: [TransformSpec]? { [TransformSpec("resize_crop", height: height, width: width)] }
 }
 
 /// Flips left-right with probability `p` (draws one uniform: flip if u < p).
@@ -285,6 +325,7 @@ public struct ToFloat: Transform {
     public init() {}
     public func apply(_ image: Image, generator: Generator) throws -> Image { TF.toFloat(image) }
     public var description: String { "ToFloat()" }
+    public var specs: [TransformSpec]? { [TransformSpec("to_float")] }
 }
 
 /// `(x - mean) / std` per channel, on [0, 1] values (`transforms.Normalize`).
@@ -293,6 +334,7 @@ public struct Normalize: Transform {
     public init(mean: [Float], std: [Float]) { self.mean = mean; self.std = std }
     public func apply(_ image: Image, generator: Generator) throws -> Image { try TF.normalize(image, mean: mean, std: std) }
     public var description: String { "Normalize(mean: \(mean), std: \(std))" }
+    public var specs: [TransformSpec]? { [TransformSpec("normalize", mean: mean, std: std)] }
 }
 
 /// Applies a closure (for transforms written elsewhere). The loader calls transforms from

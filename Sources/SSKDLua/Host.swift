@@ -52,6 +52,7 @@ enum Bindings {
         TorchBindings.register()
         FunctionalBindings.register()
         NNBindings.register()
+        ModelConstructorBindings.register()
         LuaModuleBindings.register()
         OptimBindings.register()
         HostBindings.register()

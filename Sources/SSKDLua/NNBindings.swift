@@ -132,6 +132,10 @@ enum NNBindings {
 
         M.field("training", "true in training mode (see m:train(), m:eval())") { c, m in c.push(m.training); return 1 }
         M.field("type", "the layer's class name (\"Conv2d\", \"EfficientNet\", ...)") { c, m in c.pushString(m.typeName); return 1 }
+        M.field("constructor", "how the model was built by name (\"model_variants.small_cnn{classes = 2}\"), or nil; fit/distill record it in the run's model.json") { c, m in
+            if let k = m.constructor { c.pushString(k.description) } else { c.pushNil() }
+            return 1
+        }
 
         M.method("forward", "m:forward(x) -> Tensor", "runs the module (same as m(x))") { c, m in c.push(try m(try c.tensor(2))) }
         M.method("parameters", "m:parameters() -> {Tensor...}", "all parameters (recursively) as a Lua array") { c, m in
@@ -321,10 +325,12 @@ enum NNBindings {
 
     static func registerModels() {
         let models = LuaLibraries.named("models", doc: "torchvision architectures (randomly initialised unless weights= is given).")
-        /// Loads `weights` (a safetensors path) if given.
-        func finish(_ m: Module, _ o: Options) throws -> Module {
+        /// Loads `weights` (a safetensors path) if given, and records the constructor call
+        /// (`models.<name>{options}`; weights come separately) in `m.constructor`.
+        func finish(_ m: Module, _ o: Options, _ c: LuaCall) throws -> Module {
             if let w = try o.string("weights") { try m.load(w, strict: try o.bool("strict", default: true)) } else { _ = try o.bool("strict") }
             try o.finish()
+            m.constructor = c.constructor(c.name, options: 1, skipping: ["weights", "strict"])
             return m
         }
         models.function("mobilenet_v2", "models.mobilenet_v2{classes=1000, width_mult=1.0, dropout=0.2, in_channels=3, weights=nil, strict=true}",
@@ -332,7 +338,7 @@ enum NNBindings {
             let o = try c.options(1)
             let cfg = MobileNetV2.Config(classes: try o.int("classes", default: 1000), widthMult: try o.number("width_mult") ?? 1.0,
                                          dropout: try o.number("dropout") ?? 0.2, inputChannels: try o.int("in_channels", default: 3))
-            return c.push(try finish(try MobileNetV2(cfg), o))
+            return c.push(try finish(try MobileNetV2(cfg), o, c))
         }
         for n in 0...7 {
             models.function("efficientnet_b\(n)", "models.efficientnet_b\(n){classes=1000, in_channels=3, dropout=, stochastic_depth_prob=0.2, weights=nil, strict=true}",
@@ -342,7 +348,7 @@ enum NNBindings {
                 cfg.inputChannels = try o.int("in_channels", default: 3)
                 if let d = try o.number("dropout") { cfg.dropout = d }
                 if let s = try o.number("stochastic_depth_prob") { cfg.stochasticDepthProb = s }
-                return c.push(try finish(try EfficientNet(cfg), o))
+                return c.push(try finish(try EfficientNet(cfg), o, c))
             }
         }
         models.function("efficientnet", "models.efficientnet{width_mult=1.0, depth_mult=1.0, classes=1000, dropout=0.2, stochastic_depth_prob=0.2, in_channels=3, weights=nil}",
@@ -351,7 +357,7 @@ enum NNBindings {
             let cfg = EfficientNet.Config(classes: try o.int("classes", default: 1000), widthMult: try o.number("width_mult") ?? 1.0,
                                           depthMult: try o.number("depth_mult") ?? 1.0, dropout: try o.number("dropout") ?? 0.2,
                                           stochasticDepthProb: try o.number("stochastic_depth_prob") ?? 0.2, inputChannels: try o.int("in_channels", default: 3))
-            return c.push(try finish(try EfficientNet(cfg), o))
+            return c.push(try finish(try EfficientNet(cfg), o, c))
         }
         models.function("names", "models.names() -> {string...}", "the architectures models.make knows") { c in
             lua_createtable(c.L, Int32(Models.names.count), 0)

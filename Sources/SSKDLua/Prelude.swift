@@ -187,6 +187,31 @@ local function header_doc(path)
   return lines[1], table.concat(lines, "\n", 2)
 end
 
+-- A model_variants plugin is wrapped so that the models it builds record how they were built
+-- (m.constructor, written to a run's model.json for sskd predict): "model_variants.<name>" and
+-- the options it was called with. An error the plugin raises at its caller's level (error(msg, 2),
+-- sskd.options) still names the caller's file:line: the plugin runs under xpcall, whose C frame
+-- has no position, and the caller's position is put in front of such a message.
+local set_constructor, getinfo = __sskd_set_constructor, debug.getinfo
+__sskd_set_constructor = nil
+local function model_variant(name, make)
+  local function build(opts, ...)
+    local caller = getinfo(2, "Sl")  -- build is called directly or tail-called: level 2 is the caller
+    local ok, m = xpcall(make, function(e)
+      if type(e) == "string" and not e:match("^[^\n]-:%d+: ") and caller and caller.currentline > 0 then
+        return caller.short_src .. ":" .. caller.currentline .. ": " .. e
+      end
+      return e
+    end, opts, ...)
+    if not ok then error(m, 0) end
+    set_constructor(m, "model_variants." .. name, opts)
+    return m
+  end
+  if type(make) == "function" then return build end
+  -- A callable table keeps its fields.
+  return setmetatable({}, {__index = make, __call = function(_, opts, ...) return build(opts, ...) end})
+end
+
 --- Loads one plugin file of `kind` under `name` (called by the host for every file).
 function sskd._load_plugin(kind, name, path)
   local reg = registries[kind]
@@ -202,6 +227,7 @@ function sskd._load_plugin(kind, name, path)
   if not callable(value) then
     error(("%s: a %s plugin must return a function or a callable table, got %s"):format(path, kind, type(value)), 0)
   end
+  if kind == "models" then value = model_variant(name, value) end
   rawset(reg, name, value)
   sskd.plugins[kind][name] = path
   local sig, summary = header_doc(path)
@@ -396,6 +422,7 @@ function sskd._watch_plugins()
         local ok, value = pcall(chunk)
         if not ok then error(tostring(value), 0) end
         if not callable(value) then error(("a %s plugin must return a function or a callable table, got %s"):format(kind, type(value)), 0) end
+        if kind == "models" then value = model_variant(name, value) end
         rawset(reg, name, value)
         local sig, summary = header_doc(path)
         sskd.document(value, registry_names[kind] .. "." .. name, sig or (registry_names[kind] .. "." .. name), summary or "")

@@ -22,6 +22,10 @@ open class Module: CustomStringConvertible {
     public private(set) var children: [(name: String, module: Module)] = []
     /// Training mode (dropout active, BatchNorm uses and updates batch statistics).
     public private(set) var training: Bool = true
+    /// How this model was built (a `models.*` constructor or a `model_variants` plugin and its
+    /// options), when it was built by name: what a run directory's `model.json` records so that
+    /// `sskd predict` can build the same architecture again. Nil for a hand-assembled module.
+    public var constructor: ModelConstructor?
 
     public init() {}
 

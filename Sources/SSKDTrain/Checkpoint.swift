@@ -85,6 +85,18 @@ public struct Checkpoint {
         return c
     }
 
+    /// A model's weights from `path`: the `model.*` tensors of a checkpoint (a run's
+    /// best/last.safetensors), or the whole file when it is a plain state dict (`m:save`).
+    public static func weights(_ path: String) throws -> StateDict {
+        guard FileManager.default.fileExists(atPath: path) else { throw TrainError("weights", "\(path) does not exist") }
+        let sd: StateDict
+        do { sd = try SafeTensors.read(path) } catch { throw TrainError("weights", "\(path) is not a readable safetensors file: \(error)") }
+        guard sd.metadata["format"] == format else { return sd }
+        var model = StateDict()
+        for (k, t) in sd where k.hasPrefix("model.") { model.set(String(k.dropFirst(6)), t, dtype: sd.dtype(k)) }
+        return model
+    }
+
     init(epoch: Int, model: StateDict, optimizer: OptimizerState, scheduler: [String: Double], rngState: [UInt64]) {
         self.epoch = epoch; self.model = model; self.optimizer = optimizer; self.scheduler = scheduler; self.rngState = rngState
     }

@@ -15,8 +15,8 @@ public final class Progress {
 
     public func beginEpoch() { start = Date(); lastDraw = .distantPast }
 
-    /// Redraws the bar at most 10 times a second.
-    public func batch(_ label: String, _ i: Int, of n: Int, images: Int, loss: Double) {
+    /// Redraws the bar at most 10 times a second (`loss` nil: none shown, e.g. for inference).
+    public func batch(_ label: String, _ i: Int, of n: Int, images: Int, loss: Double?) {
         guard live else { return }
         let now = Date()
         guard i == n || now.timeIntervalSince(lastDraw) >= 0.1 else { return }
@@ -27,8 +27,14 @@ public final class Progress {
         let width = 24
         let filled = n > 0 ? min(width, i * width / n) : 0
         let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
-        let text = String(format: "\r%@ [%@] %d/%d  %.0f img/s  loss %.4f  ETA %@\u{1B}[K", label, bar, i, n, rate, loss, Progress.clock(eta))
+        let lossText = loss.map { String(format: "  loss %.4f", $0) } ?? ""
+        let text = String(format: "\r%@ [%@] %d/%d  %.0f img/s%@  ETA %@\u{1B}[K", label, bar, i, n, rate, lossText, Progress.clock(eta))
         out.write(Data(text.utf8))
+    }
+
+    /// Erases the live bar (nothing to do otherwise).
+    public func clear() {
+        if live { out.write(Data("\r\u{1B}[K".utf8)) }
     }
 
     /// Ends the live bar and prints a summary line.

@@ -23,7 +23,9 @@ public enum MetricValue: Equatable, CustomStringConvertible {
         switch self {
         case .number(let d): return "\(d)"
         case .int(let i): return String(i)
-        case .string(let s): return s.contains(",") || s.contains("\"") ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
+        case .string(let s):
+            let quoted = s.unicodeScalars.contains { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }
+            return quoted ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
         case .null: return ""
         }
     }

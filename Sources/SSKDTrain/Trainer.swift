@@ -221,6 +221,11 @@ public final class Trainer {
         }
         if unlabeledLoader != nil && teacher == nil { throw TrainError(s.name, "unlabeled images need a teacher to distill from") }
         teacher?.eval()
+        if let run, communicator.isMain {
+            // What using the model needs later (sskd predict): architecture, input, classes, eval transform.
+            let record = try ModelRecord(model: model, classNames: train.classNames, dataset: eval ?? train, evalTransform: evalTransform)
+            try run.write(ModelRecord.fileName, try record.json())
+        }
         // Over several ranks a Ctrl-C on any of them stops all at the same step: the flag
         // travels with the gradients.
         var stopRequested = false

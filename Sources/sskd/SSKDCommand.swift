@@ -8,7 +8,7 @@ struct SSKDCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sskd",
         abstract: "Knowledge distillation on small data, scripted in Lua over native Swift tensors.",
-        subcommands: [Run.self, Repl.self, Info.self, Export.self, Bench.self, Fuzz.self]
+        subcommands: [Run.self, Repl.self, Info.self, Export.self, Predict.self, Bench.self, Fuzz.self]
     )
 
     /// A malformed SSKD_MAX_MEMORY is refused up front rather than silently ignored.

@@ -2,6 +2,7 @@ import Foundation
 import XCTest
 @testable import SSKDLua
 import SSKDData
+import SSKDTrain
 
 /// The recipes in scripts/ end to end in a tiny configuration (a few batches, small models and
 /// a few evaluation images), as `sskd run` runs them.
@@ -64,6 +65,12 @@ final class RecipeTests: XCTestCase {
                          "- student + SS-KD:", "- SS-KD + unlabeled: as SS-KD (alpha ", "batches of images without labels per labelled batch"] {
             XCTAssertTrue(results.contains(fragment), "results.md lacks '\(fragment)':\n\(results)")
         }
+        // What sskd predict needs: the protocol's student (its head replaced by a same-shaped
+        // Linear) is still the plugin's architecture, on Fashion-MNIST's 1x28x28 images.
+        let record = try ModelRecord.read(out + "/sskd/model.json")
+        XCTAssertEqual(record.constructor?.description, "model_variants.small_cnn{classes = 10, in_channels = 1}")
+        XCTAssertEqual(record.input, [1, 28, 28])
+        XCTAssertEqual(record.classes.count, 10)
         let sum = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/sskd_unlabeled/summary.json"))) as! [String: Any]
         XCTAssertEqual(sum["name"] as? String, "ss-kd+unlabeled")
         XCTAssertNotNil(sum["test_accuracy"], "the clean protocol reports test accuracy separately")

@@ -1,3 +1,4 @@
+import Foundation
 import XCTest
 @testable import SSKDNN
 import SSKDTensor
@@ -198,5 +199,16 @@ final class ModelsFactoryTests: XCTestCase {
         XCTAssertEqual(e?.config.inputChannels, 1)
         XCTAssertThrowsError(try Models.make("resnet50")) { XCTAssertTrue("\($0)".contains("efficientnet_b0")) }
         XCTAssertThrowsError(try Models.make("efficientnet_b9"))
+    }
+
+    /// A model made by name records the call (a run's model.json builds it again from this).
+    func testMakeRecordsItsConstructor() throws {
+        let e = try Models.make("efficientnet_b3", classes: 10, inputChannels: 1, initialize: false)
+        XCTAssertEqual(e.constructor, ModelConstructor("models.efficientnet_b3", options: ["classes": .int(10), "in_channels": .int(1)]))
+        XCTAssertEqual(e.constructor?.description, "models.efficientnet_b3{classes = 10, in_channels = 1}")
+        XCTAssertNil(Sequential([ReLU()]).constructor, "a hand-assembled module has none")
+        let c = ModelConstructor("model_variants.x", options: ["a": .number(0.5), "b": .string("q\"r"), "c": .bool(false)])
+        XCTAssertEqual(c.description, #"model_variants.x{a = 0.5, b = "q\"r", c = false}"#)
+        XCTAssertEqual(try JSONDecoder().decode(ModelConstructor.self, from: try JSONEncoder().encode(c)), c)
     }
 }

@@ -145,6 +145,27 @@ T.test("models and model variants", function()
   T.raises(function() models.mobilenet_v2{weights = "/nonexistent.safetensors"} end, "nonexistent")
 end)
 
+T.test("models record their constructor (m.constructor, a run's model.json)", function()
+  T.eq(models.efficientnet_b0{classes = 3, in_channels = 1}.constructor, "models.efficientnet_b0{classes = 3, in_channels = 1}")
+  T.eq(models.mobilenet_v2{}.constructor, "models.mobilenet_v2{}")
+  T.eq(models.efficientnet{width_mult = 0.25, depth_mult = 0.25, classes = 2}.constructor,
+       "models.efficientnet{classes = 2, depth_mult = 0.25, width_mult = 0.25}")
+  -- A plugin records itself, not the models.* call inside it; its options as called.
+  T.eq(model_variants.small_cnn{classes = 2, width = 4}.constructor, "model_variants.small_cnn{classes = 2, width = 4}")
+  T.eq(model_variants.small_cnn().constructor, "model_variants.small_cnn{}")
+  T.eq(model_variants.mobilenet_v2_small_input{in_channels = 1, strides = 2}.constructor,
+       "model_variants.mobilenet_v2_small_input{in_channels = 1, strides = 2}")
+  -- Hand-assembled modules have none.
+  T.eq(nn.Sequential(nn.Linear(2, 3)).constructor, nil)
+  -- A plugin's errors at its caller's level still name the caller's line (here, this file).
+  local err = T.raises(function() model_variants.small_cnn{width = "x"} end, "bad option 'width'")
+  T.check(err:find("test_nn.lua:%d+: bad option"), err)
+  err = T.raises(function() model_variants.mobilenet_v2_small_input{strides = 3} end, "bad option 'strides'")
+  T.check(err:find("test_nn.lua:%d+: bad option"), err)
+  -- The help of a wrapped plugin is its own.
+  T.check(sskd.docs[model_variants.small_cnn].sig:find("model_variants.small_cnn{", 1, true))
+end)
+
 T.test("mobilenet_v2_small_input: torchvision's keys, stride-1 stem (and block), their gradients", function()
   local plain = models.mobilenet_v2{classes = 10, in_channels = 1}
   local keys = {}
