@@ -37,4 +37,5 @@ final class LuaScriptTests: XCTestCase {
     func testData() throws { try runScript("test_data.lua") }
     func testTrain() throws { try runScript("test_train.lua") }
     func testNoCrash() throws { try runScript("test_no_crash.lua") }
+    func testSaveLoad() throws { try runScript("test_save.lua") }
 }
