@@ -7,7 +7,8 @@
 // file in /dev/shm when the reader takes a path). The reader must return a value or throw; a
 // trap, a sanitizer report or a hang is a finding. Targets and what they read:
 //
-//   safetensors  SafeTensors.decode (weights files)            checkpoint  Checkpoint.read (resume files)
+//   safetensors  SafeTensors.decode (weights files) and         checkpoint  Checkpoint.read (resume files)
+//                .decodeLoaded (torch.load's value description)
 //   idx          IDXDataset, raw or gzip (its labels file       stl10       STL10 + folds (byte 0 picks which
 //                follows the header's count)                                file the rest replaces)
 //   cifar10      CIFAR10 batch + batches.meta.txt (byte 0)      png, jpeg   ImageCodec.decode (by signature)
@@ -53,6 +54,7 @@ let targets: [String: (Data) throws -> Void] = [
     "safetensors": { data in
         let sd = try SafeTensors.decode(data, path: "fuzz.safetensors")
         _ = try? probeModel.loadStateDict(sd, strict: false)
+        _ = try? SafeTensors.decodeLoaded(data, path: "fuzz.safetensors")
     },
     "checkpoint": { data in
         let c = try Checkpoint.read(write(data, "fuzz.ckpt.safetensors"))
@@ -144,6 +146,10 @@ func writeSeeds(_ root: String) throws {
     mixed.set("empty", try Tensor.zeros([0, 3]))
     mixed.set("scalar", try Tensor.scalar(2))
     try put("safetensors", "mixed.safetensors", try SafeTensors.encode(mixed))
+    // torch.save's layout: a table of tensors and plain values described in the metadata.
+    let saved = SavedValue.table([(.string("w"), .tensor(try Tensor([1, 2]))), (.integer(2), .array([.number(0.5), .bytes([0xff]), .boolean(true)])),
+                                  (.string("a.b"), .string("é"))])
+    try put("safetensors", "saved.safetensors", try SafeTensors.encode(SafeTensors.stateDict(saving: saved, metadata: ["note": "seed"])))
     // checkpoint: a Linear and Adam after one step.
     let model = try Linear(4, 3)
     let opt = try Adam(model.parameters(), lr: 0.01)

@@ -230,6 +230,30 @@ public struct LuaCall {
         return out
     }
 
+    /// A table of file metadata at `i` (none or nil: empty): string keys; string values, numbers
+    /// and booleans stored as their text (`3`, `0.5`, `true`), as safetensors' `__metadata__` holds strings.
+    public func stringMetadata(_ i: Int32) throws -> [String: String] {
+        guard !isNoneOrNil(i) else { return [:] }
+        guard type(i) == LUA_TTABLE else { throw argError(i, "table of metadata") }
+        var meta: [String: String] = [:]
+        let t = lua_absindex(L, i)
+        lua_pushnil(L)
+        // (A thrown error leaves the stack as it is: the trampoline raises after we return.)
+        while lua_next(L, t) != 0 {
+            guard let k = stringValue(-2) else { throw argError(i, message: "metadata keys must be strings") }
+            switch type(-1) {
+            case LUA_TSTRING: meta[k] = stringValue(-1)
+            case LUA_TNUMBER:
+                meta[k] = lua_isinteger(L, -1) != 0 ? String(lua_tointegerx(L, -1, nil)) : String(lua_tonumberx(L, -1, nil))
+            case LUA_TBOOLEAN: meta[k] = lua_toboolean(L, -1) != 0 ? "true" : "false"
+            default:
+                throw argError(i, message: "metadata '\(k)' must be a string, number or boolean, got \(typeName(-1))")
+            }
+            pop()
+        }
+        return meta
+    }
+
     /// An integer or a table of integers (a kernel size, stride, padding...).
     public func intOrInts(_ i: Int32, what: String) throws -> [Int] {
         if lua_type(L, i) == LUA_TTABLE { return try intArray(i, what: what) }

@@ -38,27 +38,9 @@ enum CacheBindings {
                  "writes `model`'s weights for `key` (atomically: a temporary file renamed into place); `metadata` is a table of strings or numbers kept in the file") { c, m in
             let model = try c.object(2, Module.self, expected: "Module")
             let key = try c.string(3)
-            var meta: [String: String] = [:]
-            if !c.isNoneOrNil(4) {
-                guard c.type(4) == LUA_TTABLE else { throw c.argError(4, "table of metadata") }
-                let t = lua_absindex(c.L, 4)
-                lua_pushnil(c.L)
-                // (A thrown error leaves the stack as it is: the trampoline raises after we return.)
-                while lua_next(c.L, t) != 0 {
-                    guard let k = c.stringValue(-2) else { throw c.argError(4, message: "metadata keys must be strings") }
-                    switch c.type(-1) {
-                    case LUA_TSTRING: meta[k] = c.stringValue(-1)
-                    case LUA_TNUMBER:
-                        meta[k] = lua_isinteger(c.L, -1) != 0 ? String(lua_tointegerx(c.L, -1, nil)) : String(lua_tonumberx(c.L, -1, nil))
-                    case LUA_TBOOLEAN: meta[k] = lua_toboolean(c.L, -1) != 0 ? "true" : "false"
-                    default:
-                        throw c.argError(4, message: "metadata '\(k)' must be a string, number or boolean, got \(c.typeName(-1))")
-                    }
-                    c.pop()
-                }
-                for reserved in ["format", "key", "checksum", "written"] where meta[reserved] != nil {
-                    throw c.argError(4, message: "metadata '\(reserved)' is reserved (the cache sets it)")
-                }
+            let meta = try c.stringMetadata(4)
+            for reserved in ["format", "key", "checksum", "written"] where meta[reserved] != nil {
+                throw c.argError(4, message: "metadata '\(reserved)' is reserved (the cache sets it)")
             }
             c.pushString(try m.store(model, key: key, metadata: meta))
             return 1

@@ -50,6 +50,7 @@ enum Bindings {
     static let registered: Void = {
         TensorBindings.register()
         TorchBindings.register()
+        SaveBindings.register()
         FunctionalBindings.register()
         NNBindings.register()
         ModelConstructorBindings.register()

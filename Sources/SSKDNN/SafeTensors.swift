@@ -34,6 +34,18 @@ public struct SafeTensorsError: Error, CustomStringConvertible {
     public var description: String { "safetensors \(path): \(message)" }
 }
 
+/// What a safetensors file held, as read: its tensors converted to Float32 (with its
+/// `__metadata__`), and what the conversion did to them.
+public struct SafeTensorsContents {
+    public var stateDict: StateDict
+    /// The dtype of every tensor in the file, by name (F16, BF16, I64...: all are Float32 now).
+    public var fileDTypes: [String: DType]
+    /// By name, how many values of a tensor did not convert to Float32 exactly: F64 values that
+    /// round or leave float32's range, I64 / I32 values beyond 2^24 in magnitude. Tensors that
+    /// converted exactly are absent.
+    public var inexactCounts: [String: Int]
+}
+
 public enum SafeTensors {
     /// Largest header we accept (the reference implementation's limit is 100 MB).
     public static let maxHeaderBytes = 100_000_000
@@ -41,19 +53,30 @@ public enum SafeTensors {
     // MARK: Reading
 
     /// Reads every tensor of a safetensors file (converted to Float32) and its `__metadata__`.
-    public static func read(_ path: String) throws -> StateDict {
+    public static func read(_ path: String) throws -> StateDict { try readContents(path).stateDict }
+
+    /// Decodes safetensors bytes; `path` only labels errors.
+    public static func decode(_ data: Data, path: String = "<memory>") throws -> StateDict { try decodeContents(data, path: path).stateDict }
+
+    /// Reads a safetensors file with what the conversion to Float32 did: each tensor's dtype in
+    /// the file and how many of its values did not convert exactly.
+    public static func readContents(_ path: String) throws -> SafeTensorsContents {
         let data: Data
         // An empty file is an error here: Foundation's reader leaks a buffer on empty files
         // (found by the checkpoint fuzz harness under LeakSanitizer).
         var st = stat()
-        if stat(path, &st) == 0 && st.st_size == 0 { throw SafeTensorsError(path, "file is 0 bytes, too short for the 8-byte header length") }
+        if stat(path, &st) == 0 {
+            // Foundation's message for a folder is "NSCocoaErrorDomain error 256".
+            if st.st_mode & S_IFMT == S_IFDIR { throw SafeTensorsError(path, "is a folder, not a file") }
+            if st.st_size == 0 { throw SafeTensorsError(path, "file is 0 bytes, too short for the 8-byte header length") }
+        }
         do { data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) }
         catch { throw SafeTensorsError(path, "cannot read file: \(error.localizedDescription)") }
-        return try decode(data, path: path)
+        return try decodeContents(data, path: path)
     }
 
-    /// Decodes safetensors bytes; `path` only labels errors.
-    public static func decode(_ data: Data, path: String = "<memory>") throws -> StateDict {
+    /// Decodes safetensors bytes with each tensor's dtype and inexact count; `path` only labels errors.
+    public static func decodeContents(_ data: Data, path: String = "<memory>") throws -> SafeTensorsContents {
         guard data.count >= 8 else { throw SafeTensorsError(path, "file is \(data.count) bytes, too short for the 8-byte header length") }
         let n64: UInt64 = data.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 0, as: UInt64.self) }.littleEndian
         guard n64 <= UInt64(maxHeaderBytes) else { throw SafeTensorsError(path, "header length \(n64) is too large") }
@@ -70,6 +93,8 @@ public enum SafeTensors {
         struct Entry { let name: String; let dtype: DType; let shape: [Int]; let begin: Int; let end: Int }
         var entries: [Entry] = []
         var sd = StateDict()
+        var fileDTypes: [String: DType] = [:]
+        var inexact: [String: Int] = [:]
         for (name, value) in header {
             if name == "__metadata__" {
                 guard let meta = value as? [String: Any] else { throw SafeTensorsError(path, "__metadata__ is not an object") }
@@ -109,11 +134,13 @@ public enum SafeTensors {
         try data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
             for e in entries {
                 let t = try Tensor.zeros(e.shape)
-                convert(raw.baseAddress! + dataStart + e.begin, e.dtype, into: t.data, count: t.count)
+                let changed = convert(raw.baseAddress! + dataStart + e.begin, e.dtype, into: t.data, count: t.count)
                 sd.set(e.name, t, dtype: e.dtype == .i64 ? .i64 : .f32)
+                fileDTypes[e.name] = e.dtype
+                if changed > 0 { inexact[e.name] = changed }
             }
         }
-        return sd
+        return SafeTensorsContents(stateDict: sd, fileDTypes: fileDTypes, inexactCounts: inexact)
     }
 
     private static func ints(_ a: [Any]) -> [Int]? {
@@ -128,20 +155,40 @@ public enum SafeTensors {
         return out
     }
 
-    /// Little-endian `count` elements of `dtype` at `src` to Float32.
-    static func convert(_ src: UnsafeRawPointer, _ dtype: DType, into dst: UnsafeMutablePointer<Float>, count: Int) {
+    /// Little-endian `count` elements of `dtype` at `src` to Float32; returns how many changed
+    /// value on the way (only F64, I64 and I32 can: float32 holds every integer up to 2^24 and
+    /// every F16, BF16, I16, I8, U8 and BOOL value exactly).
+    @discardableResult
+    static func convert(_ src: UnsafeRawPointer, _ dtype: DType, into dst: UnsafeMutablePointer<Float>, count: Int) -> Int {
+        var inexact = 0
         switch dtype {
         case .f32: for i in 0..<count { dst[i] = Float(bitPattern: UInt32(littleEndian: src.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self))) }
-        case .f64: for i in 0..<count { dst[i] = Float(Double(bitPattern: UInt64(littleEndian: src.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self)))) }
+        case .f64:
+            for i in 0..<count {
+                let d = Double(bitPattern: UInt64(littleEndian: src.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self)))
+                dst[i] = Float(d)
+                if Double(dst[i]) != d && !d.isNaN { inexact += 1 }
+            }
         case .f16: for i in 0..<count { dst[i] = halfToFloat(UInt16(littleEndian: src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) }
         case .bf16: for i in 0..<count { dst[i] = Float(bitPattern: UInt32(UInt16(littleEndian: src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) << 16) }
-        case .i64: for i in 0..<count { dst[i] = Float(Int64(littleEndian: src.loadUnaligned(fromByteOffset: 8 * i, as: Int64.self))) }
-        case .i32: for i in 0..<count { dst[i] = Float(Int32(littleEndian: src.loadUnaligned(fromByteOffset: 4 * i, as: Int32.self))) }
+        case .i64:
+            for i in 0..<count {
+                let v = Int64(littleEndian: src.loadUnaligned(fromByteOffset: 8 * i, as: Int64.self))
+                dst[i] = Float(v)
+                if Int64(exactly: dst[i]) != v { inexact += 1 }
+            }
+        case .i32:
+            for i in 0..<count {
+                let v = Int32(littleEndian: src.loadUnaligned(fromByteOffset: 4 * i, as: Int32.self))
+                dst[i] = Float(v)
+                if Int64(exactly: dst[i]) != Int64(v) { inexact += 1 }
+            }
         case .i16: for i in 0..<count { dst[i] = Float(Int16(littleEndian: src.loadUnaligned(fromByteOffset: 2 * i, as: Int16.self))) }
         case .i8: for i in 0..<count { dst[i] = Float(src.load(fromByteOffset: i, as: Int8.self)) }
         case .u8: for i in 0..<count { dst[i] = Float(src.load(fromByteOffset: i, as: UInt8.self)) }
         case .bool: for i in 0..<count { dst[i] = src.load(fromByteOffset: i, as: UInt8.self) != 0 ? 1 : 0 }
         }
+        return inexact
     }
 
     /// IEEE 754 binary16 to binary32 (exact, including subnormals, infinities and NaN).
@@ -253,7 +300,11 @@ public enum AtomicFile {
         let url = URL(fileURLWithPath: path)
         let tmp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())-\(UUID().uuidString.prefix(8))")
         do { try data.write(to: tmp) }
-        catch { throw Failure(path: path, message: "cannot write temporary file \(tmp.path): \(error.localizedDescription)") }
+        catch {
+            // A disk that fills up mid-write leaves a partial temporary file: not ours to keep.
+            try? FileManager.default.removeItem(at: tmp)
+            throw Failure(path: path, message: "cannot write temporary file \(tmp.path): \(error.localizedDescription)")
+        }
         guard rename(tmp.path, url.path) == 0 else {
             let err = String(cString: strerror(errno))
             try? FileManager.default.removeItem(at: tmp)

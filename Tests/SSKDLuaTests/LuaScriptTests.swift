@@ -38,4 +38,5 @@ final class LuaScriptTests: XCTestCase {
     func testTrain() throws { try runScript("test_train.lua") }
     func testNoCrash() throws { try runScript("test_no_crash.lua") }
     func testDist() throws { try runScript("test_dist.lua") }
+    func testSaveLoad() throws { try runScript("test_save.lua") }
 }

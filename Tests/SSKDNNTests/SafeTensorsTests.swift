@@ -65,6 +65,21 @@ final class SafeTensorsTests: XCTestCase {
         XCTAssertEqual(sd["d"]?.shape, [])
         XCTAssertEqual(sd["i"]?.toArray(), [-7])
         XCTAssertEqual(sd["u"]?.toArray(), [200])
+        // What the conversion did: every value above is exact in float32; I64 2^24 + 1, an F64 0.1
+        // and an I32 -(2^31 - 1) are not, and are counted.
+        let contents = try SafeTensors.decodeContents(file(header, body))
+        XCTAssertEqual(contents.fileDTypes, ["h": .f16, "b": .bf16, "d": .f64, "i": .i64, "u": .u8])
+        XCTAssertEqual(contents.inexactCounts, [:])
+        var inexact: [UInt8] = []
+        for v: Int64 in [1 << 24, (1 << 24) + 1, -(1 << 24) - 1] { withUnsafeBytes(of: v.littleEndian) { inexact += $0 } }
+        for v in [0.1, 0.5] { withUnsafeBytes(of: v.bitPattern.littleEndian) { inexact += $0 } }
+        withUnsafeBytes(of: Int32(-Int32.max).littleEndian) { inexact += $0 }
+        let changed = try SafeTensors.decodeContents(file("""
+            {"i":{"dtype":"I64","shape":[3],"data_offsets":[0,24]},"d":{"dtype":"F64","shape":[2],"data_offsets":[24,40]},\
+            "j":{"dtype":"I32","shape":[1],"data_offsets":[40,44]}}
+            """, inexact))
+        XCTAssertEqual(changed.inexactCounts, ["i": 2, "d": 1, "j": 1])
+        XCTAssertEqual(changed.stateDict["i"]?.toArray(), [16_777_216, 16_777_216, -16_777_216])
     }
 
     func testMalformedFilesGiveClearErrors() throws {
