@@ -69,7 +69,7 @@ let package = Package(
         .testTarget(name: "SSKDDataTests", dependencies: ["SSKDData", "SSKDTensor", "CImageCodecs"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SSKDDistTests", dependencies: ["SSKDDist", "SSKDTensor"]),
         .testTarget(name: "SSKDTrainTests", dependencies: ["SSKDTrain", "SSKDData", "SSKDOptim", "SSKDNN", "SSKDTensor"]),
-        .testTarget(name: "SSKDExportTests", dependencies: ["SSKDExport", "SSKDLua", "SSKDData", "SSKDNN", "SSKDTensor"]),
+        .testTarget(name: "SSKDExportTests", dependencies: ["SSKDExport", "SSKDLua", "SSKDTrain", "SSKDData", "SSKDNN", "SSKDTensor"]),
         .testTarget(name: "SSKDLuaTests", dependencies: ["SSKDLua", "SSKDTrain", "SSKDData", "SSKDNN", "SSKDTensor"], resources: [.copy("lua")]),
     ],
     swiftLanguageModes: [.v5]

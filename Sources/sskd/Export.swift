@@ -1,29 +1,34 @@
 import ArgumentParser
 import Foundation
+import SSKDExport
 import SSKDLua
 import SSKDNN
+import SSKDTrain
 
-/// `sskd export MODEL --weights W.safetensors [--input 3x96x96] --out model.onnx`: a trained model as ONNX.
+/// `sskd export RUN_DIR | MODEL --weights W.safetensors [--input 3x96x96] --out model.onnx`: a trained model as ONNX.
 struct Export: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Writes a model with its trained weights as an ONNX file (eval mode, checked against onnxruntime in the tests).",
+        abstract: "Writes a trained model as an ONNX file (eval mode; checked against onnxruntime in the tests).",
         discussion: """
-        MODEL is a constructor of the `models` namespace (efficientnet_b0, mobilenet_v2, ...) or a model_variants plugin; \
-        with --weights its state dict is loaded strictly first. The number of classes is read from the weights' \
-        classifier when --classes is not given. The input's batch dimension is the symbol "batch" unless --static-batch.
-        Example: sskd export efficientnet_b0 --weights runs/quickstart/kd/best.safetensors --input 3x96x96 --out student.onnx
+        RUN_DIR is a run directory of fit or distill: its model.json names the model, its input and its classes, and \
+        its best weights are exported (the class names, input and eval transform go into the file's metadata). \
+        MODEL is a constructor of the `models` namespace (efficientnet_b0, mobilenet_v2, ...) or a model_variants \
+        plugin, with --weights (a state dict or a checkpoint) loaded strictly; the number of classes is read from \
+        the weights' classifier unless --classes is given. The batch dimension is the symbol "batch" unless --static-batch.
+          sskd export runs/quickstart/kd --out student.onnx
+          sskd export efficientnet_b0 --weights best.safetensors --input 3x96x96 --out student.onnx
         """)
 
-    @Argument(help: "The model name.")
+    @Argument(help: ArgumentHelp("A run directory, or a model name with --weights.", valueName: "RUN_DIR|MODEL"))
     var model: String
 
-    @Option(help: ArgumentHelp("The trained weights (safetensors, as written by fit/distill or m:save).", valueName: "FILE"))
+    @Option(help: ArgumentHelp("Trained weights for MODEL (safetensors state dict or checkpoint).", valueName: "FILE"))
     var weights: String?
 
-    @Option(help: ArgumentHelp("Input size CxHxW.", valueName: "CxHxW"))
-    var input: String = "3x96x96"
+    @Option(help: ArgumentHelp("Input size CxHxW (default: the run's, else 3x96x96).", valueName: "CxHxW"))
+    var input: String?
 
-    @Option(help: "Number of classes (default: from the weights' classifier, else 10).")
+    @Option(help: "Number of classes for MODEL (default: from the weights' classifier, else 10).")
     var classes: Int?
 
     @Option(help: ArgumentHelp("The ONNX file to write.", valueName: "FILE"))
@@ -44,56 +49,89 @@ struct Export: ParsableCommand {
     @Option(name: .customLong("plugins"), help: ArgumentHelp("An extra plugin folder (repeatable).", valueName: "DIR"))
     var pluginDirs: [String] = []
 
-    func run() throws {
-        let size = input.lowercased().split(separator: "x").compactMap { Int($0) }
-        guard size.count == 3, size.allSatisfy({ $0 > 0 }) else { throw ValidationError("--input expects CxHxW, e.g. 3x96x96, got '\(input)'") }
+    func validate() throws {
+        if let input { _ = try Self.shape(input) }
         guard batch > 0 else { throw ValidationError("--batch must be positive, got \(batch)") }
-        var classCount = classes ?? 10
-        if classes == nil, let weights {
-            // The classifier's output size: the last Linear of the shipped heads.
-            let sd: StateDict
-            do { sd = try SafeTensors.read(weights) } catch { fputs("sskd export: \(error)\n", stderr); throw ExitCode(1) }
-            let heads = ["classifier.1.weight", "classifier.weight", "fc.weight", "head.weight"]
-            guard let w = heads.lazy.compactMap({ sd[$0] }).first(where: { $0.dim == 2 }) else {
-                fputs("sskd export: \(weights) has none of \(heads.joined(separator: ", ")); pass --classes\n", stderr)
-                throw ExitCode(1)
-            }
-            classCount = w.shape[0]
-        }
-        let host = try LuaHost()
-        for p in host.loadPlugins(from: LuaHost.pluginDirectories(extra: pluginDirs)) { fputs("sskd: plugin error: \(p)\n", stderr) }
-        host.setArguments(script: "export", settings: [("model", model), ("classes", String(classCount)), ("weights", weights ?? ""), ("out", out),
-                                                       ("opset", String(opset)), ("dynamic", staticBatch ? "false" : "true"),
-                                                       ("fold", foldBatchnorm ? "true" : "false")],
-                          arguments: ([batch] + size).map(String.init))
+        if let classes, classes <= 0 { throw ValidationError("--classes must be positive, got \(classes)") }
+    }
+
+    static func shape(_ s: String) throws -> [Int] {
+        let size = s.lowercased().split(separator: "x", omittingEmptySubsequences: false).map { Int($0) ?? 0 }
+        guard size.count == 3, size.allSatisfy({ $0 > 0 }) else { throw ValidationError("--input expects CxHxW, e.g. 3x96x96, got '\(s)'") }
+        return size
+    }
+
+    func run() throws {
         do {
-            try host.execute(Export.script, chunkname: "=export")
+            try export()
+        } catch let e as ValidationError {
+            throw e
         } catch {
             fputs("sskd export: \(error)\n", stderr)
             throw ExitCode(1)
         }
     }
 
-    static let script = """
-    local name = tostring(arg.model)
-    local ctor = (type(models) == "table" and name ~= "names" and rawget(models, name)) or rawget(model_variants, name)
-    if not ctor then error("unknown model '" .. name .. "' (see sskd info names, or a model_variants plugin)", 0) end
-    local shape = {tonumber(arg[1]), tonumber(arg[2]), tonumber(arg[3]), tonumber(arg[4])}
-    local m = ctor{classes = tonumber(arg.classes), in_channels = shape[2]}
-    if arg.weights ~= "" then m:load(arg.weights) end
-    local s = m:export_onnx(arg.out, {input = shape, opset = tonumber(arg.opset), dynamic_batch = tostring(arg.dynamic) == "true",
-                                      fold_batchnorm = tostring(arg.fold) == "true"})
-    local dynamic = tostring(arg.dynamic) == "true"
-    local function dims(t)
-      local d = {dynamic and "batch" or tostring(t[1])}
-      for i = 2, #t do d[#d + 1] = tostring(t[i]) end
-      return "[" .. table.concat(d, ", ") .. "]"
-    end
-    local ops = {}
-    for k, n in pairs(s.ops) do ops[#ops + 1] = k .. " " .. n end
-    table.sort(ops)
-    print(string.format("wrote %s: %.2f MB, %d nodes, %d initializers, input %s, output %s", s.path, s.bytes / 1e6, s.nodes,
-      s.initializers, dims(shape), dims(s.output_shape)))
-    print("ops: " .. table.concat(ops, ", "))
-    """
+    private func export() throws {
+        let host = try LuaHost()
+        for p in host.loadPlugins(from: LuaHost.pluginDirectories(extra: pluginDirs)) { fputs("sskd: plugin error: \(p)\n", stderr) }
+        var isDir: ObjCBool = false
+        let constructor: ModelConstructor
+        var size = try input.map(Self.shape)
+        var weightsFile = weights
+        var metadata: [(String, String)] = []
+        if FileManager.default.fileExists(atPath: model, isDirectory: &isDir), isDir.boolValue {
+            let file = (model as NSString).appendingPathComponent(ModelRecord.fileName)
+            guard FileManager.default.fileExists(atPath: file) else {
+                throw TrainError(model, "no \(ModelRecord.fileName) (fit and distill write it): give a model name with --weights")
+            }
+            let record = try ModelRecord.read(file)
+            guard let c = record.constructor else {
+                throw TrainError(file, "the run's model (\(record.module)) was assembled by hand: give the name of a model_variants plugin that builds it, with --weights")
+            }
+            guard classes == nil || classes == record.classes.count else {
+                throw TrainError(file, "--classes \(classes!) differs from the run's \(record.classes.count) classes")
+            }
+            constructor = c
+            size = size ?? record.input
+            if weightsFile == nil {
+                let best = (model as NSString).appendingPathComponent(record.weights), last = (model as NSString).appendingPathComponent("last.safetensors")
+                guard let w = [best, last].first(where: { FileManager.default.fileExists(atPath: $0) }) else {
+                    throw TrainError(model, "no weights: neither \(record.weights) nor last.safetensors")
+                }
+                weightsFile = w
+            }
+            let names = String(decoding: try JSONEncoder().encode(record.classes), as: UTF8.self)
+            metadata = [("class_names", names), ("input", record.input.map(String.init).joined(separator: "x")),
+                        ("eval_transform", record.evalTransformDescription), ("constructor", c.description)]
+        } else {
+            var count = classes ?? 10
+            if classes == nil, let w = weights {
+                // The classifier's output size: the last Linear of the shipped heads.
+                let sd = try Checkpoint.weights(w)
+                let heads = ["classifier.1.weight", "classifier.weight", "fc.weight", "head.weight"]
+                guard let head = heads.lazy.compactMap({ sd[$0] }).first(where: { $0.dim == 2 }) else {
+                    throw TrainError(w, "has none of \(heads.joined(separator: ", ")) to read the number of classes from: give --classes")
+                }
+                count = head.shape[0]
+            }
+            let c = size?[0] ?? 3
+            constructor = ModelConstructor(try host.modelConstructorPath(model), options: ["classes": .int(count), "in_channels": .int(c)])
+            metadata = [("constructor", constructor.description)]
+        }
+        let chw = size ?? [3, 96, 96]
+        let m = try host.makeModel(constructor)
+        if let w = weightsFile {
+            do { try m.loadStateDict(try Checkpoint.weights(w), strict: true) } catch {
+                throw TrainError(w, "does not fit \(constructor): \(error)")
+            }
+            metadata.append(("weights", w))
+        }
+        let s = try ONNXExport.export(m, to: out, options: .init(inputShape: [batch] + chw, dynamicBatch: !staticBatch, opset: opset,
+                                                                 metadata: metadata, foldBatchNorm: foldBatchnorm))
+        let dims = { (d: [Int]) in "[" + ([staticBatch ? "\(d[0])" : "batch"] + d.dropFirst().map(String.init)).joined(separator: ", ") + "]" }
+        print("wrote \(s.path): \(String(format: "%.2f", Double(s.bytes) / 1e6)) MB, \(s.nodes) nodes, \(s.initializers) initializers, "
+              + "input \(dims([batch] + chw)), output \(dims(s.outputShape)); \(constructor)\(weightsFile.map { " with \($0)" } ?? ", untrained")")
+        print("ops: " + s.opCounts.map { "\($0.0) \($0.1)" }.joined(separator: ", "))
+    }
 }
