@@ -222,12 +222,16 @@ enum NNBindings {
         M.method("fingerprint", "m:fingerprint() -> string", "SHA-256 (hex) of the state dict: names, shapes and values (the same weights give the same string)") { c, m in
             c.pushString(Fingerprint.stateDict(m.stateDict())); return 1
         }
-        M.method("load", "m:load(path [, {strict=true}]) -> report", "loads safetensors weights; strict=false skips missing/mismatched entries") { c, m in
+        M.method("load", "m:load(path [, {strict=true}]) -> report",
+                 "loads safetensors weights: a state dict (m:save) or a run's checkpoint (best/last.safetensors, its model part); strict=false skips missing/mismatched entries") { c, m in
             let path = try c.string(2)
             let o = try c.options(3)
             let strict = try o.bool("strict", default: true)
             try o.finish()
-            c.pushString(try m.load(path, strict: strict).description); return 1
+            do { c.pushString(try m.loadStateDict(try Checkpoint.weights(path), strict: strict).description) } catch let e as StateDictError {
+                throw LuaError("\(path): \(e)")
+            }
+            return 1
         }
         M.method("add", "m:add(module) -> m", "appends a layer to a Sequential") { c, m in
             guard let s = m as? Sequential else { throw LuaError("Module:add: only a Sequential can grow, this is a \(m.typeName)") }

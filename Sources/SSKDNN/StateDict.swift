@@ -90,13 +90,22 @@ public struct LoadReport: CustomStringConvertible, Equatable {
 
 /// A strict load found missing, unexpected or mis-shaped keys; nothing was modified.
 public struct StateDictError: Error, CustomStringConvertible {
+    /// Keys listed per kind before "... (N in all)".
+    static let listed = 8
     public let report: LoadReport
     public let model: String
     public var description: String {
+        // A wrong file can miss hundreds of keys: the first few of each kind say enough.
+        func some(_ keys: [String]) -> String {
+            keys.prefix(Self.listed).joined(separator: ", ") + (keys.count > Self.listed ? ", ... (\(keys.count) in all)" : "")
+        }
         var lines = ["Error(s) in loading state dict for \(model):"]
-        if !report.missing.isEmpty { lines.append("  missing keys: " + report.missing.joined(separator: ", ")) }
-        if !report.unexpected.isEmpty { lines.append("  unexpected keys: " + report.unexpected.joined(separator: ", ")) }
-        for m in report.mismatched { lines.append("  size mismatch for \(m.key): copying a param with shape \(m.got) from checkpoint, the shape in current model is \(m.expected)") }
+        if !report.missing.isEmpty { lines.append("  missing keys: " + some(report.missing)) }
+        if !report.unexpected.isEmpty { lines.append("  unexpected keys: " + some(report.unexpected)) }
+        for m in report.mismatched.prefix(Self.listed) {
+            lines.append("  size mismatch for \(m.key): copying a param with shape \(m.got) from checkpoint, the shape in current model is \(m.expected)")
+        }
+        if report.mismatched.count > Self.listed { lines.append("  ... \(report.mismatched.count) size mismatches in all") }
         return lines.joined(separator: "\n")
     }
 }

@@ -132,6 +132,15 @@ final class DistributedTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: tempPath("fail") + ".json"))
     }
 
+    func testNaNLossOnOneRankEndsBothNamingIt() throws {
+        let out = tempPath("nan")
+        let r = try sskd(ranks: 2, "equivalence.lua", ["out": out, "nan_rank": "1"])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.err.contains("sskd: rank 1 of 2 failed (ending all 2 ranks)"), r.err)
+        XCTAssertTrue(r.err.lowercased().contains("nan"), r.err)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out + ".json"))
+    }
+
     func testRanksWithDifferentSettingsAreRefused() throws {
         // One rank with seed 1, the other with seed 2 (Open MPI's MPMD syntax: a ":" between apps).
         let exe = try sskdBinary(), script = "\(Self.scripts)/equivalence.lua", out = tempPath("seeds")

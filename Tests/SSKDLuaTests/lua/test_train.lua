@@ -22,6 +22,14 @@ T.test("fit returns metrics and writes a run", function()
   for _, f in ipairs{"metrics.jsonl", "metrics.csv", "last.safetensors", "best.safetensors", "plot.png", "summary.json"} do
     T.check(io.open(dir .. "/" .. f) ~= nil, f .. " written")
   end
+  -- m:load takes a run's checkpoint (its model part) as well as a plain state dict.
+  local m = tiny()
+  m:load(dir .. "/best.safetensors")
+  local again = evaluate(m, val)
+  T.eq(again.accuracy, r.eval.accuracy, "the best checkpoint's weights give the best epoch's accuracy")
+  -- A file for another model: a short error naming the file, the first keys and the count.
+  local ok, err = pcall(function() models.mobilenet_v2{classes = 10}:load(dir .. "/best.safetensors") end)
+  T.check(not ok and err:find("best.safetensors", 1, true) and err:find("in all)", 1, true) and #err < 2500, err)
   -- Resume a finished 3-epoch run to 4 epochs: the first 3 rows are kept.
   local r2 = fit{model = tiny(), train = train, eval = val, epochs = 4, batch = 16, lr = 1e-2, run = dir, resume = true, quiet = true}
   T.eq(#r2.history, 4)

@@ -8,6 +8,7 @@
 --                       one rank the batch is split the same way (ghost batch norm), so that
 --                       everything but the running statistics must match
 --   --set fail_rank=r   rank r raises an error in the middle of training (failure test)
+--   --set nan_rank=r    rank r's forward turns NaN in its second epoch (a NaN loss on one rank)
 --   --set seed=s        the run's seed (ranks given different seeds must refuse to start)
 --   --set run=DIR --set resume=true   continue a run directory (same number of ranks only)
 local out, kind = assert(arg.out, "--set out=PATH"), arg.model or "plain"
@@ -37,9 +38,19 @@ local GhostBatchNorm = nn.Module{name = "GhostBatchNorm",
 local layers = {nn.Conv2d(1, 4, 3, {stride = 2, padding = 1})}
 if kind == "bn" then layers[#layers + 1] = GhostBatchNorm(4) end
 for _, l in ipairs{nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(16, 10)} do layers[#layers + 1] = l end
+local nan_epoch_hook
+if arg.nan_rank then
+  local epochs_seen = 0
+  local Poison = nn.Module{name = "Poison", forward = function(self, x)
+    if self.training and dist.rank() == arg.nan_rank and x:size(0) > 0 and epochs_seen >= 1 then return x * (0 / 0) end
+    return x
+  end}
+  layers[#layers + 1] = Poison()
+  nan_epoch_hook = function(e) epochs_seen = e end
+end
 local m = nn.Sequential(layers)
 
-local epoch_hook = nil
+local epoch_hook = nan_epoch_hook
 if arg.fail_rank then
   epoch_hook = function(e) if e == 1 and dist.rank() == arg.fail_rank then error("deliberate failure on this rank") end end
 end
