@@ -67,9 +67,13 @@ struct BenchDist: ParsableCommand {
 
         // All-reduce by message size.
         var rows: [[String: Any]] = []
-        log("\n| bytes | latency (us) | algorithm GB/s | bus GB/s |\n|---:|---:|---:|---:|")
+        if comm.size == 1 {
+            log("\nall-reduce: one rank, nothing to exchange (run under mpirun -np N for the table)")
+        } else {
+            log("\n| bytes | latency (us) | algorithm GB/s | bus GB/s |\n|---:|---:|---:|---:|")
+        }
         var bytes = 4
-        while bytes <= maxBytes {
+        while comm.size > 1 && bytes <= maxBytes {
             let n = bytes / 4
             var buf = [Float](repeating: 1, count: n)
             // Fewer repetitions for large messages keeps every size to a similar wall time.
