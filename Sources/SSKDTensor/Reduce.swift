@@ -204,6 +204,8 @@ extension Tensor {
     public func variance(_ axes: [Int] = [], correction: Int = 1, keepdim: Bool = false) throws -> Tensor {
         let ax = try normalizeAxes(axes, dim, op: "var")
         let n = ax.reduce(1) { $0 * shape[$1] }
+        // Non-negative, so n - correction cannot overflow (the fuzzer's correction = Int.min did).
+        guard correction >= 0 else { throw TensorError("var", "correction must be >= 0, got \(correction)") }
         guard n - correction > 0 else { throw TensorError("var", "need more than \(correction) element(s) over dims \(ax), got \(n)") }
         let centered = try self - (try mean(ax, keepdim: true))
         return try (centered * centered).sum(ax, keepdim: keepdim).mul(1 / Float(n - correction))
