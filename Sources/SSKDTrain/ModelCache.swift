@@ -149,29 +149,47 @@ public final class CacheLock {
     /// Whether another process held the lock when this one asked (and it waited).
     public let waited: Bool
 
+    /// Lock files held in this process, by the thread that took each. A thread asking again for
+    /// a lock it holds would wait for itself forever (a Lua recipe calling `cache:lock(k)` twice):
+    /// that is refused. Another thread waits, as another process does.
+    nonisolated(unsafe) private static var held: [String: pthread_t] = [:]
+    private static let heldMutex = NSLock()
+
     public init(path: String) throws {
+        let key = URL(fileURLWithPath: path).standardizedFileURL.path
         self.path = path
+        try Self.heldMutex.withLock {
+            if let holder = Self.held[key], pthread_equal(holder, pthread_self()) != 0 {
+                throw TrainError("model cache", "this thread already holds the lock \(path); unlock it first (waiting for it would never end)")
+            }
+        }
         let fd = open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw TrainError("model cache", "cannot open the lock file \(path): \(String(cString: strerror(errno)))") }
+        func fail(_ message: String) -> TrainError { TrainError("model cache", message) }
+        guard fd >= 0 else { throw fail("cannot open the lock file \(path): \(String(cString: strerror(errno)))") }
         var waited = false
         if flock(fd, LOCK_EX | LOCK_NB) != 0 {
             waited = true
             while flock(fd, LOCK_EX) != 0 {
-                guard errno == EINTR else {
-                    let err = String(cString: strerror(errno))
+                let err = errno
+                // Ctrl-C (while the trainer's handler is installed) ends the wait.
+                guard err == EINTR, !Interrupt.requested else {
                     close(fd)
-                    throw TrainError("model cache", "cannot lock \(path): \(err)")
+                    throw fail(err == EINTR ? "interrupted while waiting for \(path)" : "cannot lock \(path): \(String(cString: strerror(err)))")
                 }
             }
         }
         self.fd = fd
         self.waited = waited
+        Self.heldMutex.withLock { Self.held[key] = pthread_self() }
     }
 
     public var isLocked: Bool { fd >= 0 }
 
     public func unlock() {
         guard fd >= 0 else { return }
+        // Forgotten before the kernel lock is released, so a waiting thread's entry is never erased.
+        let key = URL(fileURLWithPath: path).standardizedFileURL.path
+        Self.heldMutex.withLock { _ = Self.held.removeValue(forKey: key) }
         flock(fd, LOCK_UN)
         close(fd)
         fd = -1

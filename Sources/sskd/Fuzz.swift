@@ -28,6 +28,7 @@ struct FuzzLua: ParsableCommand {
     @Option(name: .customLong("max-memory"), help: "Cap on tensor memory while fuzzing (SSKD_MAX_MEMORY syntax).") var maxMemory = "512M"
     @Option(name: .customLong("last-call"), help: "Where the text of each call is written before it runs.") var lastCall: String?
     @Option(help: "The fuzzer script (default: Fuzz/lua_api.lua of this checkout).") var script: String?
+    @Option(name: .customLong("hang-seconds"), help: "A call still running after this long is a hang: named, exit status 3.") var hangSeconds: Double = 60
 
     func run() throws {
         setvbuf(stdout, nil, _IOLBF, 0)
@@ -48,6 +49,7 @@ struct FuzzLua: ParsableCommand {
         for p in problems { fputs("sskd: plugin error: \(p)\n", stderr) }
         guard fm.changeCurrentDirectoryPath(scratch) else { throw ValidationError("cannot enter \(scratch)") }
         MemoryLimit.cap = MemoryStats.liveBytes + cap
+        watchForHangs(lastCallFile: last)
         host.setArguments(script: path, settings: [("seconds", "\(seconds)"), ("seed", "\(seed)"), ("last", last),
                                                    ("max_calls", maxCalls.map(String.init) ?? "nil")], arguments: [])
         do {
@@ -57,5 +59,25 @@ struct FuzzLua: ParsableCommand {
             throw ExitCode(1)
         }
         try? fm.removeItem(atPath: last)
+    }
+
+    /// A call that never returns (a lock waiting for itself, an endless loop) is as bad as a crash
+    /// and would stall a CI job: a watchdog thread names it and ends the process. Every call
+    /// rewrites the last-call file first, so a file older than `hangSeconds` means a stuck call.
+    private func watchForHangs(lastCallFile: String) {
+        let limit = hangSeconds
+        Thread.detachNewThread {
+            while true {
+                Thread.sleep(forTimeInterval: Swift.min(5, limit / 4))
+                guard let attrs = try? FileManager.default.attributesOfItem(atPath: lastCallFile),
+                      let written = attrs[.modificationDate] as? Date else { continue }
+                let stuck = -written.timeIntervalSinceNow
+                if stuck > limit {
+                    let call = (try? String(contentsOfFile: lastCallFile, encoding: .utf8)) ?? "?"
+                    fputs("fuzz lua: hang: this call has not returned after \(Int(stuck)) s: \(call)\n", stderr)
+                    _exit(3)
+                }
+            }
+        }
     }
 }

@@ -34,6 +34,20 @@ final class FuzzTests: XCTestCase {
         if let at, at >= 4 { XCTAssertEqual(words[at - 3], words[at - 1], "callables not reached: \(r.out)") }
     }
 
+    func testAHangingCallIsNamedAndEndsTheFuzzer() throws {
+        // A call that never returns must not stall CI: the watchdog names it, exit status 3.
+        let script = NSTemporaryDirectory() + "sskd-fuzz-spin-\(getpid()).lua"
+        try """
+        local _, _, last = ...
+        local f = assert(io.open(last, "w")); f:write("call 1 seed 0: spin()"); f:close()
+        while true do end
+        """.write(toFile: script, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: script) }
+        let r = try runProcess(try sskdBinary(), ["fuzz", "lua", "--script", script, "--hang-seconds", "2", "--seconds", "30"], input: "")
+        XCTAssertEqual(r.status, 3, r.err)
+        XCTAssertTrue(r.err.contains("hang: this call has not returned") && r.err.contains("spin()"), r.err)
+    }
+
     func testMemoryCapFromTheEnvironment() throws {
         let exe = try sskdBinary()
         let bad = try runProcess(exe, ["info", "mobilenet_v2"], input: "", env: ["SSKD_MAX_MEMORY": "lots"])

@@ -199,5 +199,9 @@ final class ModelCacheTests: XCTestCase {
         // Another key's lock is independent.
         let other = try cache.lock(key: "other")
         XCTAssertFalse(other.waited)
+        // The holding thread asking again would wait for itself forever: refused (found by the Lua API fuzzer).
+        XCTAssertThrowsError(try cache.lock(key: "other")) { XCTAssertTrue("\($0)".contains("already holds the lock"), "\($0)") }
+        other.unlock()
+        XCTAssertFalse(try cache.lock(key: "other").waited, "free again after unlock")
     }
 }
