@@ -48,7 +48,7 @@ public struct Checkpoint {
     public static func read(_ path: String) throws -> Checkpoint {
         guard FileManager.default.fileExists(atPath: path) else { throw TrainError("checkpoint", "\(path) does not exist") }
         let data: Data
-        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch { throw TrainError("checkpoint", "cannot read \(path): \(error.localizedDescription)") }
+        do { data = try WholeFile.read(path) } catch { throw TrainError("checkpoint", "cannot read \(error)") }
         return try decode(data, path: path)
     }
 

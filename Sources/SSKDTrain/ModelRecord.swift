@@ -72,9 +72,9 @@ public struct ModelRecord: Codable, Equatable {
 
     /// Reads and checks `model.json` at `path`; every problem is an error naming the file.
     public static func read(_ path: String) throws -> ModelRecord {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw TrainError(path, FileManager.default.fileExists(atPath: path) ? "cannot read the file" : "not found")
-        }
+        guard FileManager.default.fileExists(atPath: path) else { throw TrainError(path, "not found") }
+        let data: Data
+        do { data = try WholeFile.read(path) } catch let e as WholeFile.Failure { throw TrainError(path, e.message) }
         let r: ModelRecord
         do { r = try JSONDecoder().decode(ModelRecord.self, from: data) } catch {
             throw TrainError(path, "not a valid model record: \(describe(error))")

@@ -148,11 +148,11 @@ public final class Trainer {
             if comm.isMain {
                 guard let run, let path = lastCheckpointPath else { throw TrainError("resume", "resuming needs a run directory") }
                 guard FileManager.default.fileExists(atPath: path) else { throw TrainError("checkpoint", "\(path) does not exist") }
-                do { files[0] = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path))) }
-                catch { throw TrainError("checkpoint", "cannot read \(path): \(error.localizedDescription)") }
-                files[1] = [UInt8]((try? Data(contentsOf: URL(fileURLWithPath: run.file("metrics.jsonl")))) ?? Data())
+                do { files[0] = [UInt8](try WholeFile.read(path)) }
+                catch { throw TrainError("checkpoint", "cannot read \(error)") }
+                files[1] = [UInt8]((try? WholeFile.read(run.file("metrics.jsonl"))) ?? Data())
                 if let bp = bestCheckpointPath, FileManager.default.fileExists(atPath: bp) {
-                    files[2] = [UInt8](try Data(contentsOf: URL(fileURLWithPath: bp)))
+                    files[2] = [UInt8](try WholeFile.read(bp))
                 }
             }
             for i in files.indices { files[i] = try comm.broadcast(bytes: files[i], root: 0) }
