@@ -7,6 +7,7 @@
 // as that layer; any other tensor as the op that made it. So containers and modules written in Lua
 // need no exporter of their own: their forward is traced through to the layers and ops it uses.
 
+import Foundation
 import SSKDNN
 import SSKDTensor
 
@@ -43,10 +44,15 @@ final class ForwardTrace: ModuleTraceObserver {
     private(set) var layerByOutput: [ObjectIdentifier: LayerCall] = [:]
     private(set) var opByOutput: [ObjectIdentifier: OpCall] = [:]
     private var stack: [Module] = []
+    /// The thread running the traced forward. The observers are process-wide, so ops on other
+    /// threads (a data loader's prefetching, say) reach them too; they are not part of the trace.
+    private let thread = pthread_self()
+    private var onTracingThread: Bool { pthread_equal(pthread_self(), thread) != 0 }
 
-    func enter(_ module: Module) { stack.append(module) }
+    func enter(_ module: Module) { if onTracingThread { stack.append(module) } }
 
     func exit(_ module: Module, input: Tensor, output: Tensor?) {
+        guard onTracingThread else { return }
         stack.removeLast()
         // A layer that hands its input back (Dropout, StochasticDepth and Identity in eval) is no node.
         guard let output, output !== input, Self.isMappedLayer(module) else { return }
@@ -56,7 +62,7 @@ final class ForwardTrace: ModuleTraceObserver {
     }
 
     func op(_ name: String, _ inputs: [Tensor], _ output: Tensor, _ attributes: OpTrace.Attributes) {
-        guard !inputs.contains(where: { $0 === output }) else { return }
+        guard onTracingThread, !inputs.contains(where: { $0 === output }) else { return }
         // The outermost op wins: ops built on others record last (sum's result is a reshape of its
         // kernel's output, recorded as "reshape" first, then as "sum").
         opByOutput[ObjectIdentifier(output)] = OpCall(name: name, inputs: inputs, output: output, attributes: attributes, module: stack.last)
