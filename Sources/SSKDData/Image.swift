@@ -31,6 +31,13 @@ public struct ImageShape: Equatable, Hashable, CustomStringConvertible, Sendable
         return n
     }
     public var description: String { "\(channels)x\(height)x\(width)" }
+
+    /// `"3x96x96"` (what `--input` takes); nil unless three positive integers.
+    public init?(parsing s: String) {
+        let v = s.lowercased().split(separator: "x", omittingEmptySubsequences: false).map { Int($0) }
+        guard v.count == 3, let c = v[0], let h = v[1], let w = v[2], c > 0, h > 0, w > 0 else { return nil }
+        self.init(channels: c, height: h, width: w)
+    }
 }
 
 /// An 8-bit image in CHW layout: plane `c` holds `height * width` bytes, row by row.

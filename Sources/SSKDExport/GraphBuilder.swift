@@ -137,27 +137,25 @@ struct GraphBuilder {
         return output
     }
 
-    private mutating func addInitializer(_ t: Tensor, name: String) -> String {
-        let n = unique(name)
-        var p = Onnx_TensorProto()
-        p.name = n
-        p.dims = t.shape.map { Int64($0) }
-        p.dataType = 1  // FLOAT
-        // Hosts are little-endian (x86-64, arm64): Float32 memory is ONNX's raw_data layout.
-        p.rawData = Data(buffer: UnsafeBufferPointer(start: t.data, count: t.count))
-        initializers.append(p)
-        return n
-    }
-
-    private mutating func addInitializer(floats: [Float], shape: [Int], name: String) -> String {
+    /// Adds an initializer (ONNX data type 1 FLOAT or 7 INT64) under a unique name made from `name`.
+    private mutating func addInitializer(_ name: String, shape: [Int], dataType: Int32, rawData: Data) -> String {
         let n = unique(name)
         var p = Onnx_TensorProto()
         p.name = n
         p.dims = shape.map { Int64($0) }
-        p.dataType = 1
-        p.rawData = floats.withUnsafeBufferPointer { Data(buffer: $0) }
+        p.dataType = dataType
+        p.rawData = rawData
         initializers.append(p)
         return n
+    }
+
+    // Hosts are little-endian (x86-64, arm64): Float32 and Int64 memory is ONNX's raw_data layout.
+    private mutating func addInitializer(_ t: Tensor, name: String) -> String {
+        addInitializer(name, shape: t.shape, dataType: 1, rawData: Data(buffer: UnsafeBufferPointer(start: t.data, count: t.count)))
+    }
+
+    private mutating func addInitializer(floats: [Float], shape: [Int], name: String) -> String {
+        addInitializer(name, shape: shape, dataType: 1, rawData: floats.withUnsafeBufferPointer { Data(buffer: $0) })
     }
 
     /// A shared scalar float constant (Clip bounds, scalar operands).
@@ -173,13 +171,7 @@ struct GraphBuilder {
     private mutating func int64s(_ v: [Int], name: String) -> String {
         let key = "i\(v)"
         if let n = constants[key] { return n }
-        let n = unique(name)
-        var p = Onnx_TensorProto()
-        p.name = n
-        p.dims = [Int64(v.count)]
-        p.dataType = 7  // INT64
-        p.rawData = v.map { Int64($0).littleEndian }.withUnsafeBufferPointer { Data(buffer: $0) }
-        initializers.append(p)
+        let n = addInitializer(name, shape: [v.count], dataType: 7, rawData: v.map { Int64($0) }.withUnsafeBufferPointer { Data(buffer: $0) })
         constants[key] = n
         return n
     }
@@ -326,10 +318,7 @@ struct GraphBuilder {
             }
             return (a.isEmpty ? Array(0..<op.inputs[0].dim) : a, k)
         }
-        let unary: [String: String] = ["neg": "Neg", "exp": "Exp", "log": "Log", "sqrt": "Sqrt", "abs": "Abs", "sigmoid": "Sigmoid",
-                                       "tanh": "Tanh", "relu": "Relu", "hardswish": "HardSwish"]
-        let binary: [String: String] = ["add": "Add", "sub": "Sub", "mul": "Mul", "div": "Div", "maximum": "Max", "minimum": "Min",
-                                        "matmul": "MatMul"]
+        let unary = Self.unaryOps, binary = Self.binaryOps
         switch op.name {
         case let n where xs.count == 2 && binary[n] != nil:
             return addNode(binary[n]!, xs, out, name: base)
@@ -390,6 +379,12 @@ struct GraphBuilder {
             throw unsupported("op \(op.name)", at: op.module)
         }
     }
+
+    /// Ops that map to one ONNX op of the same inputs.
+    private static let unaryOps = ["neg": "Neg", "exp": "Exp", "log": "Log", "sqrt": "Sqrt", "abs": "Abs", "sigmoid": "Sigmoid",
+                                   "tanh": "Tanh", "relu": "Relu", "hardswish": "HardSwish"]
+    private static let binaryOps = ["add": "Add", "sub": "Sub", "mul": "Mul", "div": "Div", "maximum": "Max", "minimum": "Min",
+                                    "matmul": "MatMul"]
 
     private func unsupported(_ what: String, at module: Module?) -> TensorError {
         let place: String

@@ -137,17 +137,9 @@ extension LuaHost {
         let record: ModelRecord?
         let weights: String
         if isDir.boolValue {
-            let file = (path as NSString).appendingPathComponent(ModelRecord.fileName)
-            guard FileManager.default.fileExists(atPath: file) else {
-                throw TrainError(path, "no \(ModelRecord.fileName) (fit and distill write it; older runs lack it): give the weights file, \((path as NSString).appendingPathComponent("best.safetensors")), with --model, --input, --classes, --mean and --std")
-            }
-            let r = try ModelRecord.read(file)
-            record = r
-            let best = (path as NSString).appendingPathComponent(r.weights), last = (path as NSString).appendingPathComponent("last.safetensors")
-            guard let w = [best, last].first(where: { FileManager.default.fileExists(atPath: $0) }) else {
-                throw TrainError(path, "no weights: neither \(r.weights) nor last.safetensors (the run has not finished an epoch)")
-            }
-            weights = w
+            let run = try ModelRecord.inRun(path, missingHint: "(fit and distill write it; older runs lack it): give the weights file, \((path as NSString).appendingPathComponent("best.safetensors")), with --model, --input, --classes, --mean and --std")
+            record = run.record
+            weights = run.weights
         } else {
             record = nil
             weights = path

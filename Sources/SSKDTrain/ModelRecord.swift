@@ -99,3 +99,19 @@ public struct ModelRecord: Codable, Equatable {
         }
     }
 }
+
+extension ModelRecord {
+    /// A run directory's record and the weights to use: its `weights` file (the best epoch), or
+    /// `last.safetensors` when the run has not written that. `missingHint` ends the error for a
+    /// run without model.json (what the caller can give instead).
+    public static func inRun(_ dir: String, missingHint: String) throws -> (record: ModelRecord, weights: String) {
+        let file = (dir as NSString).appendingPathComponent(fileName)
+        guard FileManager.default.fileExists(atPath: file) else { throw TrainError(dir, "no \(fileName) \(missingHint)") }
+        let r = try read(file)
+        let best = (dir as NSString).appendingPathComponent(r.weights), last = (dir as NSString).appendingPathComponent("last.safetensors")
+        guard let w = [best, last].first(where: { FileManager.default.fileExists(atPath: $0) }) else {
+            throw TrainError(dir, "no weights: neither \(r.weights) nor last.safetensors (the run has not finished an epoch)")
+        }
+        return (r, w)
+    }
+}

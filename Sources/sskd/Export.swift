@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SSKDData
 import SSKDExport
 import SSKDLua
 import SSKDNN
@@ -56,9 +57,8 @@ struct Export: ParsableCommand {
     }
 
     static func shape(_ s: String) throws -> [Int] {
-        let size = s.lowercased().split(separator: "x", omittingEmptySubsequences: false).map { Int($0) ?? 0 }
-        guard size.count == 3, size.allSatisfy({ $0 > 0 }) else { throw ValidationError("--input expects CxHxW, e.g. 3x96x96, got '\(s)'") }
-        return size
+        guard let shape = ImageShape(parsing: s) else { throw ValidationError("--input expects CxHxW, e.g. 3x96x96, got '\(s)'") }
+        return [shape.channels, shape.height, shape.width]
     }
 
     func run() throws {
@@ -79,13 +79,12 @@ struct Export: ParsableCommand {
         let constructor: ModelConstructor
         var size = try input.map(Self.shape)
         var weightsFile = weights
+        // The weights, read once (the class count comes from them when not given).
+        var stateDict = try weights.map(Checkpoint.weights)
         var metadata: [(String, String)] = []
         if FileManager.default.fileExists(atPath: model, isDirectory: &isDir), isDir.boolValue {
+            let (record, runWeights) = try ModelRecord.inRun(model, missingHint: "(fit and distill write it): give a model name with --weights")
             let file = (model as NSString).appendingPathComponent(ModelRecord.fileName)
-            guard FileManager.default.fileExists(atPath: file) else {
-                throw TrainError(model, "no \(ModelRecord.fileName) (fit and distill write it): give a model name with --weights")
-            }
-            let record = try ModelRecord.read(file)
             guard let c = record.constructor else {
                 throw TrainError(file, "the run's model (\(record.module)) was assembled by hand: give the name of a model_variants plugin that builds it, with --weights")
             }
@@ -95,20 +94,16 @@ struct Export: ParsableCommand {
             constructor = c
             size = size ?? record.input
             if weightsFile == nil {
-                let best = (model as NSString).appendingPathComponent(record.weights), last = (model as NSString).appendingPathComponent("last.safetensors")
-                guard let w = [best, last].first(where: { FileManager.default.fileExists(atPath: $0) }) else {
-                    throw TrainError(model, "no weights: neither \(record.weights) nor last.safetensors")
-                }
-                weightsFile = w
+                weightsFile = runWeights
+                stateDict = try Checkpoint.weights(runWeights)
             }
             let names = String(decoding: try JSONEncoder().encode(record.classes), as: UTF8.self)
             metadata = [("class_names", names), ("input", record.input.map(String.init).joined(separator: "x")),
                         ("eval_transform", record.evalTransformDescription), ("constructor", c.description)]
         } else {
             var count = classes ?? 10
-            if classes == nil, let w = weights {
+            if classes == nil, let w = weights, let sd = stateDict {
                 // The classifier's output size: the last Linear of the shipped heads.
-                let sd = try Checkpoint.weights(w)
                 let heads = ["classifier.1.weight", "classifier.weight", "fc.weight", "head.weight"]
                 guard let head = heads.lazy.compactMap({ sd[$0] }).first(where: { $0.dim == 2 }) else {
                     throw TrainError(w, "has none of \(heads.joined(separator: ", ")) to read the number of classes from: give --classes")
@@ -121,8 +116,8 @@ struct Export: ParsableCommand {
         }
         let chw = size ?? [3, 96, 96]
         let m = try host.makeModel(constructor)
-        if let w = weightsFile {
-            do { try m.loadStateDict(try Checkpoint.weights(w), strict: true) } catch {
+        if let w = weightsFile, let sd = stateDict {
+            do { try m.loadStateDict(sd, strict: true) } catch {
                 throw TrainError(w, "does not fit \(constructor): \(error)")
             }
             metadata.append(("weights", w))

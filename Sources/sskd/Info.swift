@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SSKDData
 import SSKDLua
 
 /// `sskd info MODEL [--input 3x96x96]`: a model's summary.
@@ -23,8 +24,8 @@ struct Info: ParsableCommand {
     func run() throws {
         var size: [Int] = []
         if let input {
-            size = input.lowercased().split(separator: "x").compactMap { Int($0) }
-            guard size.count == 3, size.allSatisfy({ $0 > 0 }) else { throw ValidationError("--input expects CxHxW, e.g. 3x96x96, got '\(input)'") }
+            guard let shape = ImageShape(parsing: input) else { throw ValidationError("--input expects CxHxW, e.g. 3x96x96, got '\(input)'") }
+            size = [shape.channels, shape.height, shape.width]
         }
         let host = try LuaHost()
         for p in host.loadPlugins(from: LuaHost.pluginDirectories(extra: pluginDirs)) { fputs("sskd: plugin error: \(p)\n", stderr) }

@@ -74,11 +74,10 @@ struct Predict: ParsableCommand {
     func modelOptions() throws -> TrainedModelOptions {
         var o = TrainedModelOptions(model: model)
         if let input {
-            let v = input.lowercased().split(separator: "x", omittingEmptySubsequences: false).map { Int($0) }
-            guard v.count == 3, let c = v[0], let h = v[1], let w = v[2], [1, 3, 4].contains(c), h >= 1, w >= 1 else {
+            guard let shape = ImageShape(parsing: input), [1, 3, 4].contains(shape.channels) else {
                 throw ValidationError("--input expects CxHxW with C 1, 3 or 4, e.g. 3x96x96, got '\(input)'")
             }
-            o.input = ImageShape(channels: c, height: h, width: w)
+            o.input = shape
         }
         if let classes {
             if let n = Int(classes) {
